@@ -1,0 +1,38 @@
+/**
+ * The wire formats of waitgraph: event and attribute names, TypeScript types, and the JSON Schemas they
+ * are generated into. Imported by both `instrumentation/` and `processor/`.
+ */
+export {
+  ATTR,
+  EVENT,
+  EVENT_NAMES,
+  EventSchemas,
+  LOCK_KINDS,
+  LOCK_MODES,
+  PROXY_COMPONENT,
+  SpanAttributesSchema,
+  TASK_WAIT_MODES,
+  WaitEventSchema,
+} from './src/wait-events.js';
+export type { AttrName, EventName, LockMode, SpanAttributes, TaskWaitMode, WaitEvent } from './src/wait-events.js';
+export {
+  AnalyzeOutputSchema,
+  DEADLOCK_STATES,
+  FINDING_KINDS,
+  FindingSchema,
+  HOLD_KINDS,
+  WAIT_KINDS,
+} from './src/finding.js';
+export type {
+  AnalyzeOutput,
+  DeadlockState,
+  Finding,
+  FindingKind,
+  FindingTask,
+  Hold,
+  HoldKind,
+  Link,
+  TaskRef,
+  Wait,
+  WaitKind,
+} from './src/finding.js';
