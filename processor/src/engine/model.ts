@@ -1,0 +1,157 @@
+/**
+ * The engine's in-memory model: spans (the newest version of each), tasks, and the intervals of waiting,
+ * holding and issuing derived from their events.
+ *
+ * Times are unix nanoseconds in doubles. An interval is `[start, end]`; an open one has `end = OPEN`
+ * (Infinity). A view of the graph at time `t` sees the intervals with `start < t <= end`; the present is
+ * the view at `NOW` (Infinity), which sees exactly the open intervals.
+ */
+import type { Attributes } from '../model/span.js';
+
+/** The end of an interval that has not ended. */
+export const OPEN = Number.POSITIVE_INFINITY;
+/** The view of the present. */
+export const NOW = Number.POSITIVE_INFINITY;
+
+/** Whether an interval is active in the view at `t`. */
+export function activeAt(start: number, end: number, t: number): boolean {
+  return start < t && end >= t;
+}
+
+/** One wait-vocabulary event, resolved to its task. */
+export interface EventNode {
+  name: string;
+  time: number;
+  /** Position among the events of its span, for a stable order of simultaneous events. */
+  index: number;
+  task: TaskNode;
+  attrs: Attributes;
+  span: SpanNode;
+}
+
+/** The newest version of one span. */
+export interface SpanNode {
+  /** traceId + spanId. */
+  key: string;
+  traceId: string;
+  spanId: string;
+  parentKey: string | undefined;
+  name: string;
+  kind: number;
+  start: number;
+  /** OPEN while the span has not ended. */
+  end: number;
+  /** The service instance: service.name, plus service.instance.id where set. */
+  instance: string;
+  service: string;
+  instanceId: string | undefined;
+  /** The task whose span this is (for parent/child waits and hold hand-over). */
+  task: TaskNode;
+  detached: boolean;
+  /** `http.request.resend_count`, or -1 where the span is not a retry attempt. */
+  attempt: number;
+  /** Wait-vocabulary events carried by the span itself (the other span events are not kept). */
+  events: EventNode[];
+  /** Wait events that arrived as log records for this span. */
+  logEvents: EventNode[] | undefined;
+  /** Whether only log events have been seen for this span so far. */
+  placeholder: boolean;
+  /** How many span events the version had (for choosing the newest version). */
+  eventCount: number;
+  /** The latest event time of the version (for choosing the newest version). */
+  lastEventTime: number;
+  /** When the processor last saw a version of this span (caller's clock), for staleness. */
+  observedAt: number;
+  /** Set when no fresh snapshot came in time: its waits and holds are not trusted. */
+  stale: boolean;
+}
+
+/** The kinds of wait interval. */
+export type WaitIvKind = 'lock' | 'pool' | 'rpc' | 'cert' | 'task';
+
+/** One wait of a task. */
+export interface WaitIv {
+  task: TaskNode;
+  kind: WaitIvKind;
+  /** lock.id, pool.name or cert.id; for rpc the callee's intake pool, or ''; for task ''. */
+  res: string;
+  /** lock mode for lock waits, join mode for task waits. */
+  mode: 'exclusive' | 'shared' | 'all' | 'any';
+  lockKind: string | undefined;
+  /** Pool capacity where known, else 0. */
+  size: number;
+  /** task.wait.on, for task waits. */
+  on: string[] | undefined;
+  span: SpanNode;
+  start: number;
+  end: number;
+  /** The event (or `span.end`) that ended the wait. */
+  endedBy: string | undefined;
+}
+
+/** One hold of a lock or of one pool unit. */
+export interface HoldIv {
+  /** The task that took it. */
+  origin: TaskNode;
+  /**
+   * Who holds it after `handoverAt`: the task of the nearest open ancestor span in the same service
+   * instance, once the span-task that took it has ended. Undefined while that ancestor is unknown.
+   */
+  heir: TaskNode | undefined;
+  /** When the taking span-task ended with the hold still open (OPEN if it has not). */
+  handoverAt: number;
+  /** The span key the hand-over rests at, to redo it when that span changes. */
+  rest: string | undefined;
+  kind: 'lock' | 'pool';
+  res: string;
+  mode: 'exclusive' | 'shared';
+  lockKind: string | undefined;
+  size: number;
+  span: SpanNode;
+  start: number;
+  end: number;
+}
+
+/** One cert.issue .. cert.ready interval. */
+export interface IssueIv {
+  task: TaskNode;
+  cert: string;
+  span: SpanNode;
+  start: number;
+  end: number;
+}
+
+/** A lock taken while others were held: one edge of the lock-order history. */
+export interface OrderEdge {
+  task: TaskNode;
+  first: string;
+  firstMode: 'exclusive' | 'shared';
+  then: string;
+  thenMode: 'exclusive' | 'shared';
+  /** Other locks held at the time: a common one (a gate) makes an inversion harmless. */
+  gates: string[];
+  span: SpanNode;
+  time: number;
+}
+
+/** One task: a thread, a goroutine, an async flow, or a span. */
+export interface TaskNode {
+  /** instance + '\u0001' + taskId. */
+  key: string;
+  instance: string;
+  service: string;
+  instanceId: string | undefined;
+  taskId: string;
+  /** Whether the task is its span (no task.id or thread.id). */
+  spanTask: boolean;
+  /** Spans whose task this is, or that carry events of this task. */
+  spans: SpanNode[];
+  waits: WaitIv[];
+  holds: HoldIv[];
+  /** Holds handed over to this task by ended span-tasks below it. */
+  inherited: HoldIv[];
+  issues: IssueIv[];
+  orders: OrderEdge[];
+  /** lock.release events that matched no hold of this task: they may end an inherited hold. */
+  orphanReleases: { lock: string; time: number }[];
+}

@@ -1,0 +1,214 @@
+/**
+ * What a task needs before it can go on, in the view at time `t`: its requirements.
+ *
+ * A requirement is an `all` requirement (every target must go on first: a lock's conflicting holders, a
+ * join of all, a child span) or an `any` requirement (one target suffices: a pool's holders, a
+ * certificate's issuers, a join of any). A requirement that something outside the graph may satisfy (a
+ * free pool unit, an unseen issuer, an unknown task) is not a requirement at all: the detector only
+ * reports what it can prove.
+ */
+import { activeAt, type HoldIv, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import type { GraphStore } from './store.js';
+
+/** One requirement of a task. */
+export interface Req {
+  all: boolean;
+  /** Distinct target tasks. */
+  targets: TaskNode[];
+  /** Per target: when the edge to it formed. */
+  since: number[];
+  /** The wait behind it, or undefined for a parent waiting for a child span. */
+  wait: WaitIv | undefined;
+  /** For parent/child requirements: the waiting span and the child span. */
+  parent: SpanNode | undefined;
+  child: SpanNode | undefined;
+}
+
+/** Who holds `h` in the view at `t`: its taker, or after the taker's span ended, its heir. */
+export function ownerAt(h: HoldIv, t: number): TaskNode | undefined {
+  return t <= h.handoverAt ? h.origin : h.heir;
+}
+
+function conflicts(a: string, b: string): boolean {
+  return a === 'exclusive' || b === 'exclusive';
+}
+
+class ReqBuilder {
+  readonly targets: TaskNode[] = [];
+  readonly since: number[] = [];
+  add(t: TaskNode, since: number): void {
+    const i = this.targets.indexOf(t);
+    if (i >= 0) {
+      if (since < this.since[i]) this.since[i] = since;
+      return;
+    }
+    this.targets.push(t);
+    this.since.push(since);
+  }
+}
+
+/** The requirements of `task` in the view at `t`. */
+export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
+  const reqs: Req[] = [];
+  for (const w of task.waits) {
+    if (!activeAt(w.start, w.end, t)) continue;
+    switch (w.kind) {
+      case 'lock':
+        lockReq(g, task, w, t, reqs);
+        break;
+      case 'pool':
+        poolReq(g, w, w.res, w.size, t, reqs);
+        break;
+      case 'rpc':
+        // While a server span (or a proxy hop) is open below the client span, the parent/child
+        // requirement carries the wait; before that, the callee's intake pool does, where named.
+        if (w.res && !hasOpenChild(g, w.span, t)) poolReq(g, w, w.res, 0, t, reqs);
+        break;
+      case 'cert':
+        certReq(g, w, t, reqs);
+        break;
+      case 'task':
+        taskReq(g, task, w, t, reqs);
+        break;
+    }
+  }
+  for (const s of task.spans) {
+    if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) continue;
+    const kids = g.children.get(s.key);
+    if (!kids) continue;
+    for (const c of kids) {
+      if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;
+      if (!newestAttempt(kids, c, t)) continue;
+      reqs.push({ all: true, targets: [c.task], since: [c.start], wait: undefined, parent: s, child: c });
+    }
+  }
+  return reqs;
+}
+
+function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[]): void {
+  const holds = g.lockHolds.get(w.res);
+  if (!holds) return;
+  const b = new ReqBuilder();
+  for (const h of holds) {
+    if (!activeAt(h.start, h.end, t)) continue;
+    const owner = ownerAt(h, t);
+    if (owner === undefined) continue; // held by something unseen: it may let go
+    if (owner === task) {
+      // Waiting for a lock it already holds: an upgrade waits only for the others; a second exclusive
+      // request of a non-reentrant lock waits for itself forever.
+      const reentrant = h.lockKind === 'monitor' || w.lockKind === 'monitor';
+      if (h.mode === 'exclusive' && !reentrant) b.add(task, Math.max(w.start, h.start));
+      continue;
+    }
+    if (conflicts(w.mode, h.mode)) b.add(owner, Math.max(w.start, h.start, t <= h.handoverAt ? 0 : h.handoverAt));
+  }
+  if (b.targets.length) reqs.push({ all: true, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+}
+
+function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number, reqs: Req[]): void {
+  const holds = g.poolHolds.get(pool);
+  if (!holds) return;
+  const b = new ReqBuilder();
+  let units = 0;
+  let cap = size;
+  for (const h of holds) {
+    if (!activeAt(h.start, h.end, t)) continue;
+    const owner = ownerAt(h, t);
+    if (owner === undefined) return; // a holder we cannot see may give its unit back
+    units++;
+    if (h.size > cap) cap = h.size;
+    b.add(owner, Math.max(w.start, h.start));
+  }
+  if (units === 0 || (cap > 0 && units < cap)) return; // a unit is free
+  reqs.push({ all: false, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+}
+
+function certReq(g: GraphStore, w: WaitIv, t: number, reqs: Req[]): void {
+  const ready = g.certReady.get(w.res);
+  if (ready) for (const r of ready) if (r >= w.start && r < t) return;
+  const issues = g.certIssues.get(w.res);
+  if (!issues) return; // nobody seen issuing it: an issuer may yet come
+  const b = new ReqBuilder();
+  for (const i of issues) if (activeAt(i.start, i.end, t)) b.add(i.task, Math.max(w.start, i.start));
+  if (b.targets.length) reqs.push({ all: false, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+}
+
+function taskReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[]): void {
+  const b = new ReqBuilder();
+  const any = w.mode === 'any';
+  for (const id of w.on ?? []) {
+    const ref = g.resolveTaskRef(task.instance, id);
+    // A task never seen, or a span that has ended, can go on (or is done).
+    const done = ref === undefined || (ref.span !== undefined && !activeAt(ref.span.start, ref.span.end, t));
+    if (done) {
+      if (any) return;
+      continue;
+    }
+    b.add(ref.task, w.start);
+  }
+  if (b.targets.length) reqs.push({ all: !any, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+}
+
+function hasOpenChild(g: GraphStore, span: SpanNode, t: number): boolean {
+  const kids = g.children.get(span.key);
+  if (!kids) return false;
+  for (const c of kids) if (!c.detached && !c.stale && activeAt(c.start, c.end, t)) return true;
+  return false;
+}
+
+/**
+ * Retries: of several attempts (same name, `http.request.resend_count` 1, 2, ...) under one parent, the
+ * parent waits only for the newest one started; an attempt without the attribute counts as the first.
+ */
+function newestAttempt(siblings: SpanNode[], c: SpanNode, t: number): boolean {
+  let newest = -1;
+  let retried = false;
+  for (const s of siblings) {
+    if (s.name !== c.name || s.start >= t) continue;
+    if (s.attempt >= 1) retried = true;
+    if (s.attempt > newest) newest = s.attempt;
+  }
+  if (!retried) return true;
+  return Math.max(c.attempt, 0) === newest;
+}
+
+/** Whether a wait is still open in the view at `t` (exported for the finding builder). */
+export function openAt(w: { start: number; end: number }, t: number): boolean {
+  return activeAt(w.start, w.end, t);
+}
+
+/** The tasks that wait directly on `task` in the view at `t` (the reverse of `requirements`). */
+export function waitersOf(g: GraphStore, task: TaskNode, t: number): Set<TaskNode> {
+  const out = new Set<TaskNode>();
+  const holdsOf = (h: HoldIv) => activeAt(h.start, h.end, t) && ownerAt(h, t) === task;
+  for (const list of [task.holds, task.inherited]) {
+    for (const h of list) {
+      if (!holdsOf(h)) continue;
+      const ws = (h.kind === 'lock' ? g.lockWaits : g.poolWaits).get(h.res);
+      if (ws) for (const w of ws) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
+    }
+  }
+  for (const i of task.issues) {
+    if (!activeAt(i.start, i.end, t)) continue;
+    const ws = g.certWaits.get(i.cert);
+    if (ws) for (const w of ws) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
+  }
+  // Joins name a task id of their own instance, or a span id of any service.
+  const ids = new Set<string>([task.taskId]);
+  for (const s of task.spans) if (s.task === task) ids.add(s.spanId);
+  for (const id of ids) {
+    const ws = g.taskWaits.get(id);
+    if (!ws) continue;
+    for (const w of ws) {
+      if (activeAt(w.start, w.end, t) && g.resolveTaskRef(w.task.instance, id)?.task === task) out.add(w.task);
+    }
+  }
+  for (const s of task.spans) {
+    if (s.task !== task || s.parentKey === undefined || s.detached || !activeAt(s.start, s.end, t)) continue;
+    const p = g.spans.get(s.parentKey);
+    if (p && p.task !== task && !p.stale && activeAt(p.start, p.end, t)) out.add(p.task);
+  }
+  out.delete(task);
+  return out;
+}
+

@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest';
+import { Detector } from '../../processor/src/engine/index.js';
+import { SpanKind, type SpanRecord } from '../../processor/src/model/span.js';
+import { lock, pool, span } from '../support/span-factory.js';
+
+function run(spans: SpanRecord[]) {
+  const d = new Detector();
+  d.addSpans(spans);
+  const changes = d.detect();
+  return { d, changes, findings: d.findings() };
+}
+
+/** Two tasks in different services, each holding one lock and waiting for the other's. */
+function abba(opts: { timeoutAt?: number } = {}): SpanRecord[] {
+  const t1 = span({
+    service: 'orders',
+    name: 'pay',
+    attrs: { 'task.id': 'req-1' },
+    end: opts.timeoutAt !== undefined ? opts.timeoutAt + 10 : undefined,
+    events: [
+      [0, 'lock.acquire', lock('A')],
+      [10, 'lock.wait', lock('B')],
+      ...(opts.timeoutAt !== undefined ? ([[opts.timeoutAt, 'lock.timeout', lock('B')], [opts.timeoutAt + 1, 'lock.release', lock('A')]] as const) : []),
+    ] as never,
+  });
+  const t2 = span({
+    service: 'billing',
+    name: 'invoice',
+    attrs: { 'task.id': 'req-2' },
+    end: opts.timeoutAt !== undefined ? opts.timeoutAt + 20 : undefined,
+    events: [
+      [1, 'lock.acquire', lock('B')],
+      [12, 'lock.wait', lock('A')],
+      ...(opts.timeoutAt !== undefined ? ([[opts.timeoutAt + 2, 'lock.acquire', lock('A')], [opts.timeoutAt + 3, 'lock.release', lock('A')], [opts.timeoutAt + 3, 'lock.release', lock('B')]] as const) : []),
+    ] as never,
+  });
+  return [t1, t2];
+}
+
+describe('Detector', () => {
+  it('reports an AB-BA cycle across two services once, with its chain and links', () => {
+    const { changes, findings } = run(abba());
+    expect(changes.map((c) => c.change)).toEqual(['opened']);
+    expect(findings).toHaveLength(1);
+    const f = findings[0];
+    expect(f.kind).toBe('deadlock');
+    expect(f.state).toBe('active');
+    expect(f.resources).toEqual(['A', 'B']);
+    expect(f.services).toEqual(['billing', 'orders']);
+    expect(f.tasks.map((t) => t.taskId).sort()).toEqual(['req-1', 'req-2']);
+    expect(f.chain).toHaveLength(2);
+    expect(f.chain).toEqual([
+      'Task billing:req-2 waits for exclusive lock "A"; blocked by orders:req-1.',
+      'Task orders:req-1 waits for exclusive lock "B"; blocked by billing:req-2.',
+    ]);
+    expect(f.links.every((l) => l.url === `http://localhost:16686/trace/${l.traceId}?uiFind=${l.spanId}`)).toBe(true);
+    expect(f.victims).toEqual({ count: 0, tasks: [] });
+  });
+
+  it('gives the same fingerprint whatever the order, and reports nothing twice', () => {
+    const spans = abba();
+    const a = run(spans).findings;
+    const d = new Detector();
+    d.addSpans([spans[1]]);
+    expect(d.detect()).toEqual([]);
+    d.addSpans([spans[0], spans[1], spans[0]]);
+    const opened = d.detect();
+    expect(opened).toHaveLength(1);
+    expect(opened[0].finding.fingerprint).toBe(a[0].fingerprint);
+    d.addSpans(spans);
+    expect(d.detect()).toEqual([]);
+  });
+
+  it('does not report contention whose holder is running', () => {
+    const holder = span({ service: 's', name: 'h', attrs: { 'task.id': 'h' }, events: [[0, 'lock.acquire', lock('L')]] });
+    const waiters = [1, 2, 3].map((i) =>
+      span({ service: 's', name: `w${i}`, attrs: { 'task.id': `w${i}` }, events: [[i, 'lock.wait', lock('L')]] }),
+    );
+    expect(run([holder, ...waiters]).findings).toEqual([]);
+  });
+
+  it('sees a self-deadlock on a non-reentrant lock, but not on a monitor', () => {
+    const self = span({ service: 's', name: 't', attrs: { 'thread.id': 7 }, events: [[0, 'lock.acquire', lock('G')], [1, 'lock.wait', lock('G')]] });
+    expect(run([self]).findings).toHaveLength(1);
+    const mon = span({ service: 's', name: 't', attrs: { 'thread.id': 7 }, events: [[0, 'lock.acquire', lock('M', undefined, 'monitor')], [1, 'lock.wait', lock('M', undefined, 'monitor')]] });
+    expect(run([mon]).findings).toEqual([]);
+  });
+
+  it('readers do not block readers; two upgrading readers deadlock', () => {
+    const r = (id: string, up: boolean) =>
+      span({ service: 's', name: id, attrs: { 'task.id': id }, events: [[0, 'lock.acquire', lock('K', 'shared')], ...(up ? [[5, 'lock.wait', lock('K', 'exclusive')] as [number, string, never]] : [[5, 'lock.wait', lock('K', 'shared')] as [number, string, never]])] });
+    expect(run([r('a', false), r('b', false)]).findings).toEqual([]);
+    expect(run([r('a', true), r('b', false)]).findings).toEqual([]);
+    const f = run([r('a', true), r('b', true)]).findings;
+    expect(f).toHaveLength(1);
+    expect(f[0].tasks).toHaveLength(2);
+  });
+
+  it('finds an exhausted pool whose holders are all stuck, counting the victims queued behind', () => {
+    const holders = Array.from({ length: 3 }, (_, i) =>
+      span({ service: 'app', name: `h${i}`, attrs: { 'thread.id': `h${i}` }, events: [[i, 'pool.checkout', pool('db', 3)], [10 + i, 'lock.wait', lock('mon', undefined, 'monitor')]] }),
+    );
+    const owner = span({ service: 'app', name: 'owner', attrs: { 'thread.id': 'o' }, events: [[5, 'lock.acquire', lock('mon', undefined, 'monitor')], [20, 'pool.wait', pool('db', 3)]] });
+    const queued = Array.from({ length: 4 }, (_, i) =>
+      span({ service: 'app', name: `q${i}`, attrs: { 'thread.id': `q${i}` }, events: [[30 + i, 'pool.wait', pool('db', 3)]] }),
+    );
+    const f = run([...holders, owner, ...queued]).findings;
+    expect(f).toHaveLength(1);
+    expect(f[0].tasks).toHaveLength(4);
+    expect(f[0].resources).toEqual(['db', 'mon']);
+    expect(f[0].victims!.count).toBe(4);
+    // With one holder that can still finish, nothing is stuck.
+    const free = span({ service: 'app', name: 'h9', attrs: { 'thread.id': 'h9' }, events: [[3, 'pool.checkout', pool('db', 4)]] });
+    expect(run([...holders, owner, free, ...queued]).findings).toEqual([]);
+  });
+
+  it('makes a parent wait for its children, across services, but not for detached ones', () => {
+    const parent = span({ service: 'a', name: 'parent', events: [[0, 'lock.acquire', lock('L')]] });
+    const child = (detached: boolean) =>
+      span({ service: 'a', name: 'child', parent, attrs: detached ? { 'task.detached': true } : {}, start: 1, events: [[2, 'lock.wait', lock('L')]] });
+    expect(run([parent, child(false)]).findings).toHaveLength(1);
+    expect(run([parent, child(true)]).findings).toEqual([]);
+  });
+
+  it('reports a deadlock that a timeout broke, with when it formed and how long it lasted', () => {
+    const { findings } = run(abba({ timeoutAt: 5000 }));
+    expect(findings).toHaveLength(1);
+    const f = findings[0];
+    expect(f.state).toBe('resolved');
+    expect(f.brokenBy!.event).toBe('lock.timeout');
+    expect(f.brokenBy!.task.taskId).toBe('req-1');
+    expect(f.durationMs).toBe(4988);
+    expect(f.fingerprint).toBe(run(abba()).findings[0].fingerprint);
+  });
+
+  it('turns an open deadlock into a resolved one when the timeout arrives later', () => {
+    const d = new Detector();
+    d.addSpans(abba());
+    expect(d.detect().map((c) => c.change)).toEqual(['opened']);
+    d.addSpans(abba({ timeoutAt: 5000 }));
+    const changes = d.detect();
+    expect(changes.map((c) => c.change)).toEqual(['resolved']);
+    expect(d.findings().map((f) => f.state)).toEqual(['resolved']);
+  });
+
+  it('reports a lock-order inversion that never overlapped', () => {
+    const t1 = span({ service: 'a', name: 'one', attrs: { 'task.id': '1' }, end: 10, events: [[0, 'lock.acquire', lock('A')], [1, 'lock.acquire', lock('B')], [2, 'lock.release', lock('B')], [3, 'lock.release', lock('A')]] });
+    const t2 = span({ service: 'b', name: 'two', attrs: { 'task.id': '2' }, start: 100, end: 110, events: [[100, 'lock.acquire', lock('B')], [101, 'lock.acquire', lock('A')], [102, 'lock.release', lock('A')], [103, 'lock.release', lock('B')]] });
+    const f = run([t1, t2]).findings;
+    expect(f).toHaveLength(1);
+    expect(f[0].kind).toBe('potential-deadlock');
+    expect(f[0].resources).toEqual(['A', 'B']);
+    expect(f[0].orders).toHaveLength(2);
+  });
+
+  it('follows an RPC from the CLIENT span into the callee', () => {
+    const root = span({ service: 'orders', name: 'POST /pay', kind: SpanKind.SERVER, events: [[0, 'lock.acquire', lock('row/1')]] });
+    const call = span({ service: 'orders', name: 'POST billing', kind: SpanKind.CLIENT, parent: root, start: 1, events: [[1, 'rpc.wait', {}]] });
+    const handler = span({ service: 'billing', name: 'POST /charge', kind: SpanKind.SERVER, parent: call, start: 2, events: [[3, 'lock.wait', lock('row/1')]] });
+    const f = run([root, call, handler]).findings;
+    expect(f).toHaveLength(1);
+    expect(f[0].services).toEqual(['billing', 'orders']);
+    // Once the reply came (the client span ended), it is over.
+    const done = span({ service: 'orders', name: 'POST billing', kind: SpanKind.CLIENT, parent: root, start: 1, end: 50, events: [[1, 'rpc.wait', {}], [50, 'rpc.done', {}]] });
+    expect(run([root, call, handler, done]).findings).toEqual([]);
+  });
+});
