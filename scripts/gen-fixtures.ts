@@ -549,7 +549,7 @@ function readme(): string {
 function summary(f: ExpectedFinding): string {
   const head = f.state ? `${f.state} ${f.kind}` : f.kind;
   const victims = f.victims ? `, ${f.victims} victims` : '';
-  return `${head} of ${f.coreTasks} tasks${victims}`;
+  return `${head} of ${f.coreTasks} task${f.coreTasks === 1 ? '' : 's'}${victims}`;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
