@@ -1,0 +1,24 @@
+/**
+ * waitgraph for Node.js services: instrumented locks, pools and joins that record the wait events of
+ * the contract (`shared/spec/wait-events.md`) on the active span, wrappers for the libraries services
+ * already use, RPC waits on HTTP client spans, and a span processor that exports snapshots of spans that
+ * hang, so a deadlock shows while it lasts.
+ */
+export { configureWaitEvents, SCOPE_NAME, SCOPE_VERSION } from './src/core/recorder.js';
+export type { EventRecords, WaitEventsOptions } from './src/core/recorder.js';
+export { currentTaskId, runAsTask } from './src/core/task.js';
+export { newTaskId } from './src/core/ids.js';
+export { Mutex, MutexOptionsSchema } from './src/primitives/mutex.js';
+export type { MutexOptions } from './src/primitives/mutex.js';
+export { RWLock, RWLockOptionsSchema } from './src/primitives/rwlock.js';
+export type { RWLockHold, RWLockOptions } from './src/primitives/rwlock.js';
+export { Semaphore, SemaphoreOptionsSchema } from './src/primitives/semaphore.js';
+export type { SemaphoreOptions } from './src/primitives/semaphore.js';
+export type { AcquireOptions, Release } from './src/primitives/permits.js';
+export { join } from './src/helpers/join.js';
+export type { Branch, JoinMode, JoinOptions } from './src/helpers/join.js';
+export { certIssue, certWait } from './src/helpers/cert.js';
+export { detached } from './src/helpers/detached.js';
+export type { DetachedOptions } from './src/helpers/detached.js';
+export { snapshotOf, waitgraphSnapshots, WaitSnapshotOptionsSchema, WaitSnapshotSpanProcessor } from './src/snapshot/snapshot-processor.js';
+export type { WaitSnapshotOptions } from './src/snapshot/snapshot-processor.js';
