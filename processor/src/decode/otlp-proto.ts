@@ -1,0 +1,490 @@
+/**
+ * OTLP protobuf decoders: `ExportTraceServiceRequest` / `TracesData` and `ExportLogsServiceRequest` /
+ * `LogsData` (each pair shares one wire layout: field 1 = repeated ResourceSpans / ResourceLogs), straight
+ * from bytes to the normalized records, skipping what the detector never reads (scopes, links, status,
+ * dropped counts, severity, bodies).
+ *
+ * Field numbers follow opentelemetry-proto v1 (trace.proto, logs.proto, common.proto). Tags are matched as
+ * whole varints (`field << 3 | wire type`), so a known field with an unexpected wire type is skipped like an
+ * unknown one. Traces and logs are told apart by wire shape: a Span's field 1 (trace_id) is
+ * length-delimited, a LogRecord's field 1 (time_unix_nano) is fixed64.
+ */
+import type { AttrValue, Attributes, DecodedBatch, SpanEventRecord, SpanKind } from '../model/span.js';
+import { DecodeContext } from './context.js';
+import { DEFAULT_SOURCE } from './decode-error.js';
+import { allZero, bytesToHex } from './hex.js';
+import { ProtoReader } from './proto-reader.js';
+import { makeEvent, makeLogEvent, makeSpan, setAttr } from './records.js';
+import { EVENT_NAME_ATTR, isWaitEventName } from './log-events.js';
+
+// Tags: field number << 3 | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
+const T_F1_LEN = (1 << 3) | 2;
+const T_F2_LEN = (2 << 3) | 2;
+
+// Span
+const T_SPAN_TRACE_ID = (1 << 3) | 2;
+const T_SPAN_SPAN_ID = (2 << 3) | 2;
+const T_SPAN_PARENT_SPAN_ID = (4 << 3) | 2;
+const T_SPAN_NAME = (5 << 3) | 2;
+const T_SPAN_KIND = (6 << 3) | 0;
+const T_SPAN_START = (7 << 3) | 1;
+const T_SPAN_END = (8 << 3) | 1;
+const T_SPAN_ATTRIBUTES = (9 << 3) | 2;
+const T_SPAN_EVENTS = (11 << 3) | 2;
+// Span.Event
+const T_EVENT_TIME = (1 << 3) | 1;
+const T_EVENT_NAME = (2 << 3) | 2;
+const T_EVENT_ATTRIBUTES = (3 << 3) | 2;
+// LogRecord
+const T_LOG_TIME = (1 << 3) | 1;
+const T_LOG_ATTRIBUTES = (6 << 3) | 2;
+const T_LOG_TRACE_ID = (9 << 3) | 2;
+const T_LOG_SPAN_ID = (10 << 3) | 2;
+const T_LOG_OBSERVED_TIME = (11 << 3) | 1;
+const T_LOG_EVENT_NAME = (12 << 3) | 2;
+// KeyValue
+const T_KV_KEY = (1 << 3) | 2;
+const T_KV_VALUE = (2 << 3) | 2;
+// AnyValue
+const T_ANY_STRING = (1 << 3) | 2;
+const T_ANY_BOOL = (2 << 3) | 0;
+const T_ANY_INT = (3 << 3) | 0;
+const T_ANY_DOUBLE = (4 << 3) | 1;
+const T_ANY_ARRAY = (5 << 3) | 2;
+const T_ANY_KVLIST = (6 << 3) | 2;
+const T_ANY_BYTES = (7 << 3) | 2;
+
+/** Which OTLP signal a protobuf message carries. */
+export type ProtoSignal = 'traces' | 'logs';
+
+/** A value inside a kvlist: like AttrValue, plus nested objects (they are serialized to JSON at the top). */
+type NestedValue = AttrValue | { [key: string]: NestedValue } | NestedValue[];
+
+/**
+ * Decodes an OTLP `ExportTraceServiceRequest` or `TracesData` message.
+ * @param bytes the serialized message
+ * @param source the input's name for error messages; default `<memory>`
+ * @throws DecodeError on a truncated or malformed message (naming the byte offset) or an unusable span
+ */
+export function decodeOtlpTracesProto(bytes: Uint8Array, source: string = DEFAULT_SOURCE): DecodedBatch {
+  const ctx = new DecodeContext(source, null);
+  decodeProtoInto(ctx, bytes, 0, 'traces');
+  return ctx.batch();
+}
+
+/**
+ * Decodes an OTLP `ExportLogsServiceRequest` or `LogsData` message. Log records that carry an event name
+ * become LogEventRecords; others are skipped.
+ * @throws DecodeError on a truncated or malformed message, or an unusable wait event
+ */
+export function decodeOtlpLogsProto(bytes: Uint8Array, source: string = DEFAULT_SOURCE): DecodedBatch {
+  const ctx = new DecodeContext(source, null);
+  decodeProtoInto(ctx, bytes, 0, 'logs');
+  return ctx.batch();
+}
+
+/**
+ * Decodes an OTLP traces or logs message, telling which from its wire shape.
+ * @throws DecodeError as the explicit decoders do
+ */
+export function decodeOtlpProto(bytes: Uint8Array, source: string = DEFAULT_SOURCE): DecodedBatch {
+  const ctx = new DecodeContext(source, null);
+  decodeProtoInto(ctx, bytes, 0, undefined);
+  return ctx.batch();
+}
+
+/**
+ * Decodes one message into `ctx`; `signal` undefined sniffs it. `origin` is the message's offset in the
+ * whole input. A structural error ends this message: thrown in strict mode, recorded in lenient mode (the
+ * records decoded before it are kept).
+ */
+export function decodeProtoInto(ctx: DecodeContext, bytes: Uint8Array, origin: number, signal: ProtoSignal | undefined): void {
+  const r = new ProtoReader(bytes, ctx.source, origin);
+  try {
+    const sig = signal ?? sniffProtoSignal(r, ctx);
+    r.pos = 0;
+    walkRequest(r, ctx, sig === 'logs' ? readLogRecord : readSpan);
+  } catch (err) {
+    ctx.report(err);
+  }
+}
+
+/**
+ * Reads one record (a Span or a LogRecord) that ends at `end`; `ri`, `si`, `idx` are its indices in the
+ * request (for error messages). Returns true to stop the walk.
+ */
+type RecordReader = (r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, idx: number) => boolean;
+
+/**
+ * Walks a request: field 1 = repeated ResourceSpans/ResourceLogs, each with field 1 = Resource and
+ * field 2 = repeated ScopeSpans/ScopeLogs, each with field 2 = repeated Span/LogRecord. Both signals share
+ * this layout; `readRecord` does the rest.
+ */
+function walkRequest(r: ProtoReader, ctx: DecodeContext, readRecord: RecordReader): void {
+  const end = r.bytes.length;
+  let ri = 0;
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag !== T_F1_LEN) {
+      r.skip(tag, end);
+      continue;
+    }
+    const rEnd = r.len(end);
+    // Filled in place when the resource field comes, so records decoded before it (any field order is legal) see it too.
+    const resource: Attributes = {};
+    let si = 0;
+    while (r.pos < rEnd) {
+      const t2 = r.tag(rEnd);
+      if (t2 === T_F1_LEN) {
+        const e = r.len(rEnd);
+        readResource(r, e, resource);
+        r.pos = e;
+      } else if (t2 === T_F2_LEN) {
+        const sEnd = r.len(rEnd);
+        let idx = 0;
+        while (r.pos < sEnd) {
+          const t3 = r.tag(sEnd);
+          if (t3 === T_F2_LEN) {
+            const e = r.len(sEnd);
+            if (readRecord(r, e, ctx, resource, ri, si, idx++)) return;
+            r.pos = e;
+          } else r.skip(t3, sEnd);
+        }
+        si++;
+      } else r.skip(t2, rEnd);
+    }
+    ri++;
+  }
+}
+
+/**
+ * Tells traces from logs by the wire types of the first record's fields. A message without any record
+ * decodes to nothing either way and counts as traces.
+ */
+export function sniffProtoSignal(r: ProtoReader, ctx: DecodeContext): ProtoSignal {
+  let found: ProtoSignal | undefined;
+  r.pos = 0;
+  walkRequest(r, ctx, (rr, end) => {
+    while (rr.pos < end && found === undefined) {
+      const t = rr.tag(end);
+      const field = t >>> 3;
+      const wire = t & 7;
+      // Span: 1 trace_id (bytes), 2 span_id (bytes), 7 start time (fixed64), 11 events (bytes), 12 a count.
+      // LogRecord: 1 time (fixed64), 2 severity (varint), 7 dropped count (varint), 11 observed time (fixed64), 12 event_name.
+      if (field === 1 || field === 2) found = wire === 2 ? 'traces' : 'logs';
+      else if (field === 7 || field === 11) found = wire === 1 ? (field === 7 ? 'traces' : 'logs') : field === 7 ? 'logs' : 'traces';
+      else if (field === 12) found = wire === 2 ? 'logs' : 'traces';
+      else rr.skip(t, end);
+    }
+    return found !== undefined;
+  });
+  return found ?? 'traces';
+}
+
+/** Resource: field 1 = repeated KeyValue attributes. */
+function readResource(r: ProtoReader, end: number, resource: Attributes): void {
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === T_F1_LEN) {
+      const e = r.len(end);
+      const v = readKeyValue(r, e);
+      setAttr(resource, r.lastKey, v);
+      r.pos = e;
+    } else r.skip(tag, end);
+  }
+}
+
+// The last trace id converted, by its bytes: the spans of a batch mostly share a handful of traces.
+const lastTraceBytes = new Uint8Array(16);
+let lastTraceHex = '';
+
+function traceIdHex(b: Uint8Array, p: number): string {
+  if (lastTraceHex !== '') {
+    let same = true;
+    for (let i = 0; i < 16; i++) {
+      if (b[p + i] !== lastTraceBytes[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastTraceHex;
+  }
+  for (let i = 0; i < 16; i++) lastTraceBytes[i] = b[p + i];
+  lastTraceHex = bytesToHex(b, p, p + 16);
+  return lastTraceHex;
+}
+
+function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, pi: number): boolean {
+  const at = r.pos;
+  const index = ++ctx.spanCount;
+  const b = r.bytes;
+  let tidPos = -1;
+  let tidLen = 0;
+  let sidPos = -1;
+  let sidLen = 0;
+  let pidPos = -1;
+  let pidLen = 0;
+  let name = '';
+  let kind = 0;
+  let start = 0;
+  let stop = 0;
+  const attributes: Attributes = {};
+  const events: SpanEventRecord[] = [];
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    switch (tag) {
+      case T_SPAN_TRACE_ID: {
+        tidPos = r.bytesField(end);
+        tidLen = r.pos - tidPos;
+        break;
+      }
+      case T_SPAN_SPAN_ID: {
+        sidPos = r.bytesField(end);
+        sidLen = r.pos - sidPos;
+        break;
+      }
+      case T_SPAN_PARENT_SPAN_ID: {
+        pidPos = r.bytesField(end);
+        pidLen = r.pos - pidPos;
+        break;
+      }
+      case T_SPAN_NAME:
+        name = r.value(end);
+        break;
+      case T_SPAN_KIND:
+        kind = r.uint32(end);
+        break;
+      case T_SPAN_START:
+        start = r.fixed64(end);
+        break;
+      case T_SPAN_END:
+        stop = r.fixed64(end);
+        break;
+      case T_SPAN_ATTRIBUTES: {
+        const e = r.len(end);
+        const v = readKeyValue(r, e);
+        setAttr(attributes, r.lastKey, v);
+        r.pos = e;
+        break;
+      }
+      case T_SPAN_EVENTS: {
+        const e = r.len(end);
+        events.push(readEvent(r, e));
+        r.pos = e;
+        break;
+      }
+      default:
+        r.skip(tag, end);
+    }
+  }
+  let problem = idProblem(b, tidPos, tidLen, 16, 'trace_id') ?? idProblem(b, sidPos, sidLen, 8, 'span_id');
+  if (problem === undefined && pidLen !== 0 && pidLen !== 8) problem = `parent_span_id is ${pidLen} bytes, expected 8 or none`;
+  if (problem === undefined && !(start > 0)) problem = 'start_time_unix_nano is missing';
+  if (problem !== undefined) {
+    ctx.fail(`span #${index}: ${problem}`, { offset: r.origin + at, path: `resourceSpans[${ri}].scopeSpans[${si}].spans[${pi}]` });
+    return false;
+  }
+  // An all-zero parent is how some tools write "no parent".
+  const parentSpanId = pidLen === 8 && !allZero(b, pidPos, pidPos + 8) ? bytesToHex(b, pidPos, pidPos + 8) : undefined;
+  ctx.spans.push(
+    makeSpan(
+      traceIdHex(b, tidPos),
+      bytesToHex(b, sidPos, sidPos + 8),
+      parentSpanId,
+      name,
+      (kind <= 5 ? kind : 0) as SpanKind,
+      start,
+      stop,
+      attributes,
+      resource,
+      events,
+    ),
+  );
+  return false;
+}
+
+/** What is wrong with an id field of `want` bytes found at `pos` (-1: absent), or undefined. */
+function idProblem(b: Uint8Array, pos: number, len: number, want: number, what: string): string | undefined {
+  if (pos < 0) return `${what} is missing`;
+  if (len !== want) return `${what} is ${len} bytes, expected ${want}`;
+  if (allZero(b, pos, pos + want)) return `${what} is all zeros`;
+  return undefined;
+}
+
+function readEvent(r: ProtoReader, end: number): SpanEventRecord {
+  let time = 0;
+  let name = '';
+  const attributes: Attributes = {};
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === T_EVENT_ATTRIBUTES) {
+      const e = r.len(end);
+      const v = readKeyValue(r, e);
+      setAttr(attributes, r.lastKey, v);
+      r.pos = e;
+    } else if (tag === T_EVENT_NAME) name = r.value(end);
+    else if (tag === T_EVENT_TIME) time = r.fixed64(end);
+    else r.skip(tag, end);
+  }
+  return makeEvent(name, time, attributes);
+}
+
+/** Reads a KeyValue: returns the value and leaves the key in `r.lastKey`. */
+function readKeyValue(r: ProtoReader, end: number): AttrValue {
+  let key = '';
+  let value: AttrValue = null;
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === T_KV_KEY) key = r.key(end);
+    else if (tag === T_KV_VALUE) {
+      const e = r.len(end);
+      value = readAnyValue(r, e, false) as AttrValue;
+      r.pos = e;
+    } else r.skip(tag, end);
+  }
+  r.lastKey = key;
+  return value;
+}
+
+/**
+ * Reads an AnyValue, flattened: bytes become hex; a kvlist becomes a JSON string at attribute level and a
+ * plain object inside another kvlist (so nesting serializes once). An empty AnyValue is null.
+ */
+function readAnyValue(r: ProtoReader, end: number, nested: boolean): NestedValue {
+  let v: NestedValue = null;
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    switch (tag) {
+      case T_ANY_STRING:
+        v = r.value(end);
+        break;
+      case T_ANY_BOOL:
+        v = r.bool(end);
+        break;
+      case T_ANY_INT:
+        v = r.int64(end);
+        break;
+      case T_ANY_DOUBLE:
+        v = r.double(end);
+        break;
+      case T_ANY_ARRAY: {
+        const e = r.len(end);
+        const arr: NestedValue[] = [];
+        while (r.pos < e) {
+          const t = r.tag(e);
+          if (t === T_F1_LEN) {
+            const ve = r.len(e);
+            arr.push(readAnyValue(r, ve, nested));
+            r.pos = ve;
+          } else r.skip(t, e);
+        }
+        v = arr;
+        break;
+      }
+      case T_ANY_KVLIST: {
+        const e = r.len(end);
+        const obj: { [key: string]: NestedValue } = {};
+        while (r.pos < e) {
+          const t = r.tag(e);
+          if (t === T_F1_LEN) {
+            const kvEnd = r.len(e);
+            let key = '';
+            let value: NestedValue = null;
+            while (r.pos < kvEnd) {
+              const t2 = r.tag(kvEnd);
+              if (t2 === T_KV_KEY) key = r.key(kvEnd);
+              else if (t2 === T_KV_VALUE) {
+                const ve = r.len(kvEnd);
+                value = readAnyValue(r, ve, true);
+                r.pos = ve;
+              } else r.skip(t2, kvEnd);
+            }
+            setAttr(obj as Attributes, key, value as AttrValue);
+            r.pos = kvEnd;
+          } else r.skip(t, e);
+        }
+        v = nested ? obj : JSON.stringify(obj);
+        break;
+      }
+      case T_ANY_BYTES: {
+        const e = r.len(end);
+        v = bytesToHex(r.bytes, r.pos, e);
+        r.pos = e;
+        break;
+      }
+      default:
+        r.skip(tag, end);
+    }
+  }
+  return v;
+}
+
+function readLogRecord(r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, li: number): boolean {
+  const at = r.pos;
+  ++ctx.logCount;
+  const b = r.bytes;
+  let time = 0;
+  let observed = 0;
+  let eventName = '';
+  let attrName: AttrValue = null;
+  let tidPos = -1;
+  let tidLen = 0;
+  let sidPos = -1;
+  let sidLen = 0;
+  const attributes: Attributes = {};
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    switch (tag) {
+      case T_LOG_TIME:
+        time = r.fixed64(end);
+        break;
+      case T_LOG_OBSERVED_TIME:
+        observed = r.fixed64(end);
+        break;
+      case T_LOG_EVENT_NAME:
+        eventName = r.string(end);
+        break;
+      case T_LOG_ATTRIBUTES: {
+        const e = r.len(end);
+        const v = readKeyValue(r, e);
+        // event.name is the record's name, not one of the event's attributes.
+        if (r.lastKey === EVENT_NAME_ATTR) attrName = v;
+        else setAttr(attributes, r.lastKey, v);
+        r.pos = e;
+        break;
+      }
+      case T_LOG_TRACE_ID: {
+        tidPos = r.bytesField(end);
+        tidLen = r.pos - tidPos;
+        break;
+      }
+      case T_LOG_SPAN_ID: {
+        sidPos = r.bytesField(end);
+        sidLen = r.pos - sidPos;
+        break;
+      }
+      default:
+        r.skip(tag, end);
+    }
+  }
+  const name = eventName !== '' ? eventName : typeof attrName === 'string' ? attrName : '';
+  if (name === '') return false; // an ordinary log line, not an event
+  const noContext = tidLen === 0 && sidLen === 0;
+  // Events outside the wait vocabulary without a span are of no use to the detector, and not an error.
+  if (noContext && !isWaitEventName(name)) return false;
+  let problem = noContext
+    ? 'has no trace_id/span_id: a wait event must name the span it belongs to'
+    : (idProblem(b, tidPos, tidLen, 16, 'trace_id') ?? idProblem(b, sidPos, sidLen, 8, 'span_id'));
+  if (problem === undefined && !(time > 0) && !(observed > 0)) problem = 'time_unix_nano is missing';
+  if (problem !== undefined) {
+    ctx.fail(`log event '${name}' (log record #${ctx.logCount}): ${problem}`, {
+      offset: r.origin + at,
+      path: `resourceLogs[${ri}].scopeLogs[${si}].logRecords[${li}]`,
+    });
+    return false;
+  }
+  ctx.logEvents.push(
+    makeLogEvent(traceIdHex(b, tidPos), bytesToHex(b, sidPos, sidPos + 8), name, time > 0 ? time : observed, attributes, resource),
+  );
+  return false;
+}
