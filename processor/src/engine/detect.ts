@@ -9,7 +9,7 @@
  * 3. Cores: strongly connected parts of the deadlocked set that stay stuck even if everything outside them
  *    went on (cycles and knots). Every other deadlocked task is a victim, blocked behind a core.
  */
-import type { TaskNode } from './model.js';
+import { byTaskKey, type TaskNode } from './model.js';
 import { requirements, waitersOf, type Req } from './requirements.js';
 import type { GraphStore } from './store.js';
 
@@ -76,7 +76,7 @@ export function detect(g: GraphStore, seeds: Iterable<TaskNode>, t: number): Det
     const inside = new Set(scc);
     const core = stuckSet(scc, deadReqs, inside);
     if (core.size === 0) continue;
-    const tasks = [...core].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const tasks = [...core].sort(byTaskKey);
     const coreReqs = new Map<TaskNode, Req[]>();
     for (const n of tasks) {
       coreReqs.set(
@@ -214,5 +214,5 @@ export function victimsOf(g: GraphStore, core: Core, t: number, limit = 10_000):
       queue.push(w);
     }
   }
-  return victims.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return victims.sort(byTaskKey);
 }

@@ -11,7 +11,7 @@ import { WaitgraphError } from '../errors.js';
 import type { DecodedBatch, LogEventRecord, SpanRecord } from '../model/span.js';
 import { detect, victimsOf, type Core } from './detect.js';
 import { coreFingerprint, deadlockFinding, formedAt, inversionFinding, type FindingOptions } from './findings.js';
-import { NOW, OPEN, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { NOW, OPEN, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
 import { GraphStore, type Touched } from './store.js';
 
 /** Options of the detector. Every field is optional. */
@@ -92,7 +92,7 @@ export class Detector {
   addSpans(spans: readonly SpanRecord[], observedAt = 0): void {
     for (const s of spans) {
       if (this.store.addSpan(s, observedAt, this.touched) || observedAt > 0) {
-        const node = this.store.spans.get(s.traceId + s.spanId)!;
+        const node = this.store.spans.get(s.traceId, s.spanId)!;
         if (node.end === OPEN && observedAt > 0) this.liveness.push({ at: node.observedAt, span: node });
       }
     }
@@ -102,7 +102,7 @@ export class Detector {
   addLogEvents(events: readonly LogEventRecord[], observedAt = 0): void {
     for (const e of events) {
       if (this.store.addLogEvent(e, observedAt, this.touched) && observedAt > 0) {
-        const node = this.store.spans.get(e.traceId + e.spanId)!;
+        const node = this.store.spans.get(e.traceId, e.spanId)!;
         if (node.end === OPEN) this.liveness.push({ at: node.observedAt, span: node });
       }
     }
@@ -118,7 +118,7 @@ export class Detector {
     let n = 0;
     while (this.livenessHead < this.liveness.length && this.liveness[this.livenessHead].at < cutoff) {
       const { at, span } = this.liveness[this.livenessHead++];
-      const current = this.store.spans.get(span.key);
+      const current = this.store.spans.get(span.traceId, span.spanId);
       if (current !== span || span.end !== OPEN || span.observedAt !== at || span.stale) continue;
       this.store.setStale(span, true, this.touched);
       n++;
@@ -139,7 +139,7 @@ export class Detector {
     // Deadlocks that a timeout broke: look just before the timeout, from the task that gave up.
     const broken = new Set<string>();
     for (const w of timeouts) {
-      const key = `${w.task.key}\0${w.kind}\0${w.res}\0${w.start}\0${w.end}`;
+      const key = `${taskKey(w.task)}\0${w.kind}\0${w.res}\0${w.start}\0${w.end}`;
       if (this.seenTimeouts.has(key)) continue;
       this.seenTimeouts.add(key);
       for (const core of detect(this.store, [w.task], w.end).cores) {
@@ -230,11 +230,11 @@ export class Detector {
   stats(): DetectorStats {
     let openWaits = 0;
     let openHolds = 0;
-    for (const t of this.store.tasks.values()) {
+    for (const t of this.store.allTasks()) {
       for (const w of t.waits) if (w.end === OPEN) openWaits++;
       for (const h of t.holds) if (h.end === OPEN) openHolds++;
     }
-    return { spans: this.store.spans.size, tasks: this.store.tasks.size, openWaits, openHolds, activeDeadlocks: this.active.size };
+    return { spans: this.store.spans.size, tasks: this.store.taskCount, openWaits, openHolds, activeDeadlocks: this.active.size };
   }
 
   private build(core: Core): Finding {
@@ -307,9 +307,8 @@ export class Detector {
 
   /** A pair of tasks that took `x` then `y`, and `y` then `x`, in modes that conflict, with no common gate. */
   private inversion(x: string, y: string): [OrderEdge, OrderEdge] | undefined {
-    const xy = this.store.orders.get(x + '\0' + y);
-    const yx = this.store.orders.get(y + '\0' + x);
-    if (!xy || !yx) return undefined;
+    const xy = this.store.orders.get(x, y);
+    const yx = this.store.orders.get(y, x);
     for (const a of xy) {
       for (const b of yx) {
         if (a.task === b.task) continue;

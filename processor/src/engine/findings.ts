@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Finding, FindingTask, Hold, Link, TaskRef, Wait } from '../../../schemas/index.js';
 import type { Core } from './detect.js';
-import { activeAt, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { activeAt, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
 import { ownerAt, type Req } from './requirements.js';
 
 /** Options of the finding builder. */
@@ -53,7 +53,7 @@ function waitOf(w: WaitIv, on: TaskNode[]): Wait {
   const out: Wait = { kind: w.kind, since: iso(w.start), spanId: w.span.spanId };
   if (w.res) out.resource = w.res;
   if (w.kind === 'lock' || w.kind === 'task') out.mode = w.mode;
-  if (on.length) out.on = on.map((x) => x.key);
+  if (on.length) out.on = on.map((x) => taskKey(x));
   return out;
 }
 
@@ -87,7 +87,7 @@ function describe(task: TaskNode, r: Req, t: number): string {
   const w = r.wait;
   if (!w) {
     const c = r.child!;
-    return `Task ${label(task)} waits for its ${c.service === task.service ? 'child span' : `call into ${c.service}`} "${c.name}" (span ${c.spanId}); ${blocked}.`;
+    return `Task ${label(task)} waits for its ${c.task.service === task.service ? 'child span' : `call into ${c.task.service}`} "${c.name}" (span ${c.spanId}); ${blocked}.`;
   }
   switch (w.kind) {
     case 'lock':
@@ -128,7 +128,7 @@ export function coreFingerprint(core: Core): string {
   for (const [task, reqs] of core.reqs) {
     for (const r of reqs) {
       const w = r.wait;
-      const what = w ? `${w.kind}:${w.res}:${w.mode}` : `child:${r.child!.service}:${r.child!.name}`;
+      const what = w ? `${w.kind}:${w.res}:${w.mode}` : `child:${r.child!.task.service}:${r.child!.name}`;
       lines.add(`${task.service}|${what}|${[...new Set(r.targets.map((x) => x.service))].sort().join(',')}`);
     }
   }
@@ -193,14 +193,14 @@ export function deadlockFinding(core: Core, ctx: DeadlockContext, opts: FindingO
       } else {
         links.add(r.parent!);
         links.add(r.child!);
-        waitsFor.push({ kind: 'child', since: iso(r.child!.start), spanId: r.parent!.spanId, on: r.targets.map((x) => x.key) });
+        waitsFor.push({ kind: 'child', since: iso(r.child!.start), spanId: r.parent!.spanId, on: r.targets.map((x) => taskKey(x)) });
       }
       chain.push(describe(task, r, ctx.t));
     }
     for (const list of [task.holds, task.inherited]) {
       for (const h of list) if (activeAt(h.start, h.end, ctx.t) && ownerAt(h, ctx.t) === task) links.add(h.span);
     }
-    tasks.push({ ...taskRef(task, span), key: task.key, waitsFor, holds: holdsOf(task, ctx.t) });
+    tasks.push({ ...taskRef(task, span), key: taskKey(task), waitsFor, holds: holdsOf(task, ctx.t) });
   }
   const victims = ctx.victims.map((v) => {
     const span = spanOf(v, undefined, ctx.t);
@@ -253,7 +253,7 @@ export function inversionFinding(a: OrderEdge, b: OrderEdge, opts: FindingOption
     chain: [line(a), line(b)],
     resources,
     services,
-    tasks: [a, b].map((e) => ({ ...taskRef(e.task, e.span), key: e.task.key, waitsFor: [], holds: [] })),
+    tasks: [a, b].map((e) => ({ ...taskRef(e.task, e.span), key: taskKey(e.task), waitsFor: [], holds: [] })),
     links: links.links,
     orders: [a, b].map((e) => ({ task: taskRef(e.task, e.span), first: e.first, then: e.then, at: iso(e.time) })),
   };

@@ -31,20 +31,16 @@ export interface EventNode {
 
 /** The newest version of one span. */
 export interface SpanNode {
-  /** traceId + spanId. */
-  key: string;
   traceId: string;
   spanId: string;
-  parentKey: string | undefined;
+  /** The parent's span id (in the same trace), if any. */
+  parentSpanId: string | undefined;
   name: string;
-  kind: number;
   start: number;
   /** OPEN while the span has not ended. */
   end: number;
   /** The service instance: service.name, plus service.instance.id where set. */
   instance: string;
-  service: string;
-  instanceId: string | undefined;
   /** The task whose span this is (for parent/child waits and hold hand-over). */
   task: TaskNode;
   detached: boolean;
@@ -93,15 +89,8 @@ export interface WaitIv {
 export interface HoldIv {
   /** The task that took it. */
   origin: TaskNode;
-  /**
-   * Who holds it after `handoverAt`: the task of the nearest open ancestor span in the same service
-   * instance, once the span-task that took it has ended. Undefined while that ancestor is unknown.
-   */
-  heir: TaskNode | undefined;
-  /** When the taking span-task ended with the hold still open (OPEN if it has not). */
-  handoverAt: number;
-  /** The span key the hand-over rests at, to redo it when that span changes. */
-  rest: string | undefined;
+  /** Set when the span-task that took it ended with the hold still open. */
+  handover: Handover | undefined;
   kind: 'lock' | 'pool';
   res: string;
   mode: 'exclusive' | 'shared';
@@ -110,6 +99,19 @@ export interface HoldIv {
   span: SpanNode;
   start: number;
   end: number;
+}
+
+/** Where a hold went when the span-task that took it ended. */
+export interface Handover {
+  /** When the span ended. */
+  at: number;
+  /**
+   * Who holds it from then on: the task of the nearest open ancestor span in the same service instance;
+   * undefined while that ancestor is unknown (or there is none).
+   */
+  heir: TaskNode | undefined;
+  /** The span id the hand-over rests at (in the same trace), to redo it when that span changes. */
+  rest: string | undefined;
 }
 
 /** One cert.issue .. cert.ready interval. */
@@ -136,8 +138,6 @@ export interface OrderEdge {
 
 /** One task: a thread, a goroutine, an async flow, or a span. */
 export interface TaskNode {
-  /** instance + '\u0001' + taskId. */
-  key: string;
   instance: string;
   service: string;
   instanceId: string | undefined;
@@ -151,7 +151,18 @@ export interface TaskNode {
   /** Holds handed over to this task by ended span-tasks below it. */
   inherited: HoldIv[];
   issues: IssueIv[];
-  orders: OrderEdge[];
+  /** cert.ready events of this task (they end every wait for the cert, in any task). */
+  readies: { cert: string; time: number }[] | undefined;
   /** lock.release events that matched no hold of this task: they may end an inherited hold. */
   orphanReleases: { lock: string; time: number }[];
+}
+
+/** A task's key, unique in the graph: its instance and its id. */
+export function taskKey(t: TaskNode): string {
+  return t.instance + '\u0001' + t.taskId;
+}
+
+/** Orders tasks by key. */
+export function byTaskKey(a: TaskNode, b: TaskNode): number {
+  return a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0;
 }

@@ -26,7 +26,7 @@ export interface Req {
 
 /** Who holds `h` in the view at `t`: its taker, or after the taker's span ended, its heir. */
 export function ownerAt(h: HoldIv, t: number): TaskNode | undefined {
-  return t <= h.handoverAt ? h.origin : h.heir;
+  return h.handover === undefined || t <= h.handover.at ? h.origin : h.handover.heir;
 }
 
 function conflicts(a: string, b: string): boolean {
@@ -74,8 +74,7 @@ export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
   }
   for (const s of task.spans) {
     if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) continue;
-    const kids = g.children.get(s.key);
-    if (!kids) continue;
+    const kids = g.childrenOf(s);
     for (const c of kids) {
       if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;
       if (!newestAttempt(kids, c, t)) continue;
@@ -86,10 +85,8 @@ export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
 }
 
 function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[]): void {
-  const holds = g.lockHolds.get(w.res);
-  if (!holds) return;
   const b = new ReqBuilder();
-  for (const h of holds) {
+  for (const h of g.lockHolds.get(w.res)) {
     if (!activeAt(h.start, h.end, t)) continue;
     const owner = ownerAt(h, t);
     if (owner === undefined) continue; // held by something unseen: it may let go
@@ -100,18 +97,16 @@ function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[
       if (h.mode === 'exclusive' && !reentrant) b.add(task, Math.max(w.start, h.start));
       continue;
     }
-    if (conflicts(w.mode, h.mode)) b.add(owner, Math.max(w.start, h.start, t <= h.handoverAt ? 0 : h.handoverAt));
+    if (conflicts(w.mode, h.mode)) b.add(owner, Math.max(w.start, h.start, h.handover === undefined || t <= h.handover.at ? 0 : h.handover.at));
   }
   if (b.targets.length) reqs.push({ all: true, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
 }
 
 function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number, reqs: Req[]): void {
-  const holds = g.poolHolds.get(pool);
-  if (!holds) return;
   const b = new ReqBuilder();
   let units = 0;
   let cap = size;
-  for (const h of holds) {
+  for (const h of g.poolHolds.get(pool)) {
     if (!activeAt(h.start, h.end, t)) continue;
     const owner = ownerAt(h, t);
     if (owner === undefined) return; // a holder we cannot see may give its unit back
@@ -125,11 +120,10 @@ function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number
 
 function certReq(g: GraphStore, w: WaitIv, t: number, reqs: Req[]): void {
   const ready = g.certReady.get(w.res);
-  if (ready) for (const r of ready) if (r >= w.start && r < t) return;
-  const issues = g.certIssues.get(w.res);
-  if (!issues) return; // nobody seen issuing it: an issuer may yet come
+  for (const r of ready) if (r.time >= w.start && r.time < t) return;
+  // Nobody seen issuing it: an issuer may yet come, so no requirement.
   const b = new ReqBuilder();
-  for (const i of issues) if (activeAt(i.start, i.end, t)) b.add(i.task, Math.max(w.start, i.start));
+  for (const i of g.certIssues.get(w.res)) if (activeAt(i.start, i.end, t)) b.add(i.task, Math.max(w.start, i.start));
   if (b.targets.length) reqs.push({ all: false, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
 }
 
@@ -137,7 +131,7 @@ function taskReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[
   const b = new ReqBuilder();
   const any = w.mode === 'any';
   for (const id of w.on ?? []) {
-    const ref = g.resolveTaskRef(task.instance, id);
+    const ref = g.resolveTaskRef(task.instance, w.span.traceId, id);
     // A task never seen, or a span that has ended, can go on (or is done).
     const done = ref === undefined || (ref.span !== undefined && !activeAt(ref.span.start, ref.span.end, t));
     if (done) {
@@ -150,8 +144,7 @@ function taskReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[
 }
 
 function hasOpenChild(g: GraphStore, span: SpanNode, t: number): boolean {
-  const kids = g.children.get(span.key);
-  if (!kids) return false;
+  const kids = g.childrenOf(span);
   for (const c of kids) if (!c.detached && !c.stale && activeAt(c.start, c.end, t)) return true;
   return false;
 }
@@ -184,28 +177,24 @@ export function waitersOf(g: GraphStore, task: TaskNode, t: number): Set<TaskNod
   for (const list of [task.holds, task.inherited]) {
     for (const h of list) {
       if (!holdsOf(h)) continue;
-      const ws = (h.kind === 'lock' ? g.lockWaits : g.poolWaits).get(h.res);
-      if (ws) for (const w of ws) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
+      for (const w of (h.kind === 'lock' ? g.lockWaits : g.poolWaits).get(h.res)) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
     }
   }
   for (const i of task.issues) {
     if (!activeAt(i.start, i.end, t)) continue;
-    const ws = g.certWaits.get(i.cert);
-    if (ws) for (const w of ws) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
+    for (const w of g.certWaits.get(i.cert)) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
   }
   // Joins name a task id of their own instance, or a span id of any service.
   const ids = new Set<string>([task.taskId]);
   for (const s of task.spans) if (s.task === task) ids.add(s.spanId);
   for (const id of ids) {
-    const ws = g.taskWaits.get(id);
-    if (!ws) continue;
-    for (const w of ws) {
-      if (activeAt(w.start, w.end, t) && g.resolveTaskRef(w.task.instance, id)?.task === task) out.add(w.task);
+    for (const w of g.taskWaits.get(id)) {
+      if (activeAt(w.start, w.end, t) && g.resolveTaskRef(w.task.instance, w.span.traceId, id)?.task === task) out.add(w.task);
     }
   }
   for (const s of task.spans) {
-    if (s.task !== task || s.parentKey === undefined || s.detached || !activeAt(s.start, s.end, t)) continue;
-    const p = g.spans.get(s.parentKey);
+    if (s.task !== task || s.detached || !activeAt(s.start, s.end, t)) continue;
+    const p = g.parentOf(s);
     if (p && p.task !== task && !p.stale && activeAt(p.start, p.end, t)) out.add(p.task);
   }
   out.delete(task);

@@ -24,33 +24,110 @@ import {
 } from './model.js';
 
 const WAIT_EVENTS: ReadonlySet<string> = new Set(Object.values(EVENT));
-const SEP = '\u0001';
 
 /** Things touched by an update, for incremental detection. */
 export interface Touched {
   tasks: Set<TaskNode>;
   /** Waits ended by a timeout: seeds for finding deadlocks that timeouts broke. */
   timeouts: WaitIv[];
-  /** Lock pairs whose order history changed. */
+  /** Lock pairs whose order history grew. */
   orderPairs: Set<string>;
 }
 
-/** Index of items by a string key, kept as sets. */
-class MultiIndex<T> {
-  readonly map = new Map<string, Set<T>>();
+/**
+ * Index of items by a string key. Most keys have one item (a lock with one holder), so a lone item is
+ * kept as is and only a second one makes a set: a set per lock would cost more than the lock's hold.
+ */
+class MultiIndex<T extends object> {
+  private readonly map = new Map<string, T | Set<T>>();
   add(key: string, item: T): void {
-    let s = this.map.get(key);
-    if (!s) this.map.set(key, (s = new Set()));
-    s.add(item);
+    const cur = this.map.get(key);
+    if (cur === undefined) this.map.set(key, item);
+    else if (cur instanceof Set) cur.add(item);
+    else if (cur !== item) this.map.set(key, new Set([cur, item]));
   }
   delete(key: string, item: T): void {
-    const s = this.map.get(key);
-    if (!s) return;
-    s.delete(item);
-    if (s.size === 0) this.map.delete(key);
+    const cur = this.map.get(key);
+    if (cur === item) this.map.delete(key);
+    else if (cur instanceof Set) {
+      cur.delete(item);
+      if (cur.size === 1) this.map.set(key, cur.values().next().value as T);
+    }
   }
-  get(key: string): ReadonlySet<T> | undefined {
-    return this.map.get(key);
+  /** The items under `key` (empty when none). */
+  get(key: string): Iterable<T> {
+    const cur = this.map.get(key);
+    return cur === undefined ? EMPTY : cur instanceof Set ? cur : [cur];
+  }
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+}
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+/**
+ * A bounded, append-only history of lock orders: for each ordered pair, a few witnesses from distinct
+ * tasks. Past `maxPairs` pairs, the oldest pairs are forgotten (as lockdep's tables are bounded).
+ */
+export class OrderHistory {
+  private readonly pairs = new Map<string, OrderEdge[]>();
+  constructor(private readonly maxPairs: number) {}
+  /** Records an edge; returns whether it was new. */
+  add(e: OrderEdge): boolean {
+    const key = e.first + '\0' + e.then;
+    let list = this.pairs.get(key);
+    if (!list) {
+      if (this.pairs.size >= this.maxPairs) this.evict();
+      this.pairs.set(key, (list = []));
+    }
+    if (list.length >= 4 || list.some((x) => x.task === e.task)) return false;
+    list.push(e);
+    return true;
+  }
+  get(first: string, then: string): readonly OrderEdge[] {
+    return this.pairs.get(first + '\0' + then) ?? EMPTY;
+  }
+  /** Forgets the oldest tenth in one pass (one at a time, a Map's leading holes make each eviction slower). */
+  private evict(): void {
+    let n = Math.max(1, Math.floor(this.maxPairs / 10));
+    for (const k of this.pairs.keys()) {
+      this.pairs.delete(k);
+      if (--n === 0) break;
+    }
+  }
+}
+
+/**
+ * Spans by id. Span ids are random 64-bit values, so the span id alone keys them; the rare span whose id
+ * another trace already uses goes to a second map keyed by trace and span id.
+ */
+export class SpanTable {
+  private readonly byId = new Map<string, SpanNode>();
+  private readonly clash = new Map<string, SpanNode>();
+  get(traceId: string, spanId: string): SpanNode | undefined {
+    const s = this.byId.get(spanId);
+    if (s !== undefined && s.traceId === traceId) return s;
+    return this.clash.size ? this.clash.get(traceId + spanId) : undefined;
+  }
+  set(span: SpanNode): void {
+    const s = this.byId.get(span.spanId);
+    if (s === undefined || s.traceId === span.traceId) this.byId.set(span.spanId, span);
+    else this.clash.set(span.traceId + span.spanId, span);
+  }
+  get size(): number {
+    return this.byId.size + this.clash.size;
+  }
+}
+
+/** Interned strings: service names repeat on every span. */
+class Interner {
+  private readonly map = new Map<string, string>();
+  get(s: string): string {
+    const cur = this.map.get(s);
+    if (cur !== undefined) return cur;
+    if (this.map.size < 100_000) this.map.set(s, s);
+    return s;
   }
 }
 
@@ -86,14 +163,14 @@ function lockMode(v: AttrValue | undefined): 'exclusive' | 'shared' {
 
 /** The span store and its derived intervals. */
 export class GraphStore {
-  /** Spans by traceId + spanId. */
-  readonly spans = new Map<string, SpanNode>();
-  /** Tasks by key. */
-  readonly tasks = new Map<string, TaskNode>();
-  /** Child spans by parent key (the parent may not have arrived). */
+  /** The newest version of every span. */
+  readonly spans = new SpanTable();
+  /** Tasks by instance, then task id. */
+  readonly tasks = new Map<string, Map<string, TaskNode>>();
+  /** How many tasks there are. */
+  taskCount = 0;
+  /** Child spans by parent span id (the parent may not have arrived; check the trace id). */
   readonly children = new Map<string, SpanNode[]>();
-  /** Span keys by span id alone, for task.wait.on lists that name spans. */
-  readonly spanIds = new Map<string, SpanNode>();
 
   readonly lockHolds = new MultiIndex<HoldIv>();
   readonly lockWaits = new MultiIndex<WaitIv>();
@@ -103,24 +180,26 @@ export class GraphStore {
   readonly certIssues = new MultiIndex<IssueIv>();
   readonly certWaits = new MultiIndex<WaitIv>();
   /** cert.ready times by cert id. */
-  readonly certReady = new MultiIndex<number>();
+  readonly certReady = new MultiIndex<{ time: number }>();
   /** task waits by each id in their task.wait.on list (a task id of their instance, or a span id). */
   readonly taskWaits = new MultiIndex<WaitIv>();
-  /** Lock-order edges by `first \0 then`. */
-  readonly orders = new MultiIndex<OrderEdge>();
+  /** Lock-order history. */
+  readonly orders: OrderHistory;
   /** Holds handed over, by the key of the span they rest at (or wait for, while it is unknown). */
   readonly handovers = new MultiIndex<HoldIv>();
 
-  private readonly proxyServices: ReadonlySet<string>;
 
-  constructor(proxyServices: readonly string[] = []) {
+  private readonly proxyServices: ReadonlySet<string>;
+  private readonly strings = new Interner();
+
+  constructor(proxyServices: readonly string[] = [], maxOrderPairs = 50_000) {
     this.proxyServices = new Set(proxyServices);
+    this.orders = new OrderHistory(maxOrderPairs);
   }
 
   /** Adds one span version. Returns false when an equal or newer version was already kept. */
   addSpan(rec: SpanRecord, observedAt: number, touched: Touched): boolean {
-    const key = rec.traceId + rec.spanId;
-    const old = this.spans.get(key);
+    const old = this.spans.get(rec.traceId, rec.spanId);
     const end = rec.endTimeUnixNano > 0 ? rec.endTimeUnixNano : OPEN;
     let lastEventTime = 0;
     let waitEventCount = 0;
@@ -142,31 +221,26 @@ export class GraphStore {
       }
     }
     const res = rec.resource;
-    const service = str(res[ATTR.SERVICE_NAME]) ?? 'unknown_service';
-    const instanceId = str(res[ATTR.SERVICE_INSTANCE_ID]);
-    const instance = instanceId === undefined ? service : service + '/' + instanceId;
+    const service = this.strings.get(str(res[ATTR.SERVICE_NAME]) ?? 'unknown_service');
+    const rawInstanceId = str(res[ATTR.SERVICE_INSTANCE_ID]);
+    const instanceId = rawInstanceId === undefined ? undefined : this.strings.get(rawInstanceId);
+    const instance = instanceId === undefined ? service : this.strings.get(service + '/' + instanceId);
     const attrs = rec.attributes;
     const spanTaskId = str(attrs[ATTR.TASK_ID]) ?? str(attrs[ATTR.THREAD_ID]) ?? firstEventTaskId(rec.events);
     const task = this.task(instance, service, instanceId, spanTaskId ?? rec.spanId, spanTaskId === undefined);
     const proxy = attrs[ATTR.COMPONENT] === PROXY_COMPONENT || this.proxyServices.has(service);
-    const parentKey = rec.parentSpanId ? rec.traceId + rec.parentSpanId : undefined;
-
     const span: SpanNode = {
-      key,
       traceId: rec.traceId,
       spanId: rec.spanId,
-      parentKey,
+      parentSpanId: rec.parentSpanId || undefined,
       name: rec.name,
-      kind: rec.kind,
       start: rec.startTimeUnixNano,
       end,
       instance,
-      service,
-      instanceId,
       task,
       detached: bool(attrs[ATTR.TASK_DETACHED]),
       attempt: attrs[ATTR.HTTP_RESEND_COUNT] === undefined ? -1 : Math.max(0, int(attrs[ATTR.HTTP_RESEND_COUNT])),
-      events: [],
+      events: EMPTY as unknown as EventNode[],
       logEvents: undefined,
       placeholder: false,
       eventCount: rec.events.length,
@@ -175,11 +249,14 @@ export class GraphStore {
       stale: false,
     };
     if (waitEventCount > 0 && !proxy) {
+      const events = new Array<EventNode>(waitEventCount);
       let i = 0;
+      let k = 0;
       for (const e of rec.events) {
-        if (WAIT_EVENTS.has(e.name)) span.events.push(this.eventNode(e, i, span, task));
+        if (WAIT_EVENTS.has(e.name)) events[k++] = this.eventNode(e, i, span, task);
         i++;
       }
+      span.events = events;
     }
     // Log events that arrived before this version named their task from the log record alone; the
     // span's own task attributes now apply to them.
@@ -196,33 +273,29 @@ export class GraphStore {
   /** Adds one wait event that arrived as a log record. */
   addLogEvent(rec: LogEventRecord, observedAt: number, touched: Touched): boolean {
     if (!WAIT_EVENTS.has(rec.name)) return false;
-    const key = rec.traceId + rec.spanId;
-    let span = this.spans.get(key);
+    let span = this.spans.get(rec.traceId, rec.spanId);
     if (span) {
       for (const e of allEvents(span)) {
         if (e.name === rec.name && e.time === rec.timeUnixNano && sameAttrs(e.attrs, rec.attributes)) return false;
       }
     } else {
-      const service = str(rec.resource[ATTR.SERVICE_NAME]) ?? 'unknown_service';
-      const instanceId = str(rec.resource[ATTR.SERVICE_INSTANCE_ID]);
-      const instance = instanceId === undefined ? service : service + '/' + instanceId;
+      const service = this.strings.get(str(rec.resource[ATTR.SERVICE_NAME]) ?? 'unknown_service');
+      const rawInstanceId = str(rec.resource[ATTR.SERVICE_INSTANCE_ID]);
+      const instanceId = rawInstanceId === undefined ? undefined : this.strings.get(rawInstanceId);
+      const instance = instanceId === undefined ? service : this.strings.get(service + '/' + instanceId);
       const taskId = str(rec.attributes[ATTR.TASK_ID]) ?? str(rec.attributes[ATTR.THREAD_ID]);
       span = {
-        key,
         traceId: rec.traceId,
         spanId: rec.spanId,
-        parentKey: undefined,
+        parentSpanId: undefined,
         name: '',
-        kind: 0,
         start: rec.timeUnixNano,
         end: OPEN,
         instance,
-        service,
-        instanceId,
         task: this.task(instance, service, instanceId, taskId ?? rec.spanId, taskId === undefined),
         detached: false,
         attempt: -1,
-        events: [],
+        events: EMPTY as unknown as EventNode[],
         logEvents: undefined,
         placeholder: true,
         eventCount: 0,
@@ -230,8 +303,7 @@ export class GraphStore {
         observedAt,
         stale: false,
       };
-      this.spans.set(key, span);
-      this.spanIds.set(span.spanId, span);
+      this.spans.set(span);
       this.attachTask(span.task, span);
     }
     span.observedAt = Math.max(span.observedAt, observedAt);
@@ -255,7 +327,7 @@ export class GraphStore {
     const tasks = new Set<TaskNode>([span.task]);
     for (const e of allEvents(span)) tasks.add(e.task);
     for (const t of tasks) this.derive(t, touched);
-    this.resolveHandovers(span.key, touched);
+    this.resolveHandovers(span, touched);
     touched.tasks.add(span.task);
   }
 
@@ -265,50 +337,71 @@ export class GraphStore {
     const task =
       own === undefined || own === spanTask.taskId
         ? spanTask
-        : this.task(span.instance, span.service, span.instanceId, own, false);
+        : this.task(span.instance, spanTask.service, spanTask.instanceId, own, false);
     return { name: e.name, time: e.timeUnixNano, index, task, attrs: a, span };
   }
 
   private task(instance: string, service: string, instanceId: string | undefined, taskId: string, spanTask: boolean): TaskNode {
-    const key = instance + SEP + taskId;
-    let t = this.tasks.get(key);
+    let byId = this.tasks.get(instance);
+    if (!byId) this.tasks.set(instance, (byId = new Map()));
+    let t = byId.get(taskId);
     if (!t) {
       t = {
-        key,
         instance,
         service,
         instanceId,
         taskId,
         spanTask,
-        spans: [],
-        waits: [],
-        holds: [],
-        inherited: [],
-        issues: [],
-        orders: [],
-        orphanReleases: [],
+        spans: EMPTY as unknown as SpanNode[],
+        waits: EMPTY as unknown as WaitIv[],
+        holds: EMPTY as unknown as HoldIv[],
+        inherited: EMPTY as unknown as HoldIv[],
+        issues: EMPTY as unknown as IssueIv[],
+        readies: undefined,
+        orphanReleases: EMPTY as unknown as { lock: string; time: number }[],
       };
-      this.tasks.set(key, t);
+      byId.set(taskId, t);
+      this.taskCount++;
     }
     return t;
   }
 
-  /** Looks a task up by the id a task.wait.on list uses: a task id of the instance, or a span id. */
-  resolveTaskRef(instance: string, id: string): { task: TaskNode; span: SpanNode | undefined } | undefined {
-    const t = this.tasks.get(instance + SEP + id);
-    const span = this.spanIds.get(id);
+  /** Every task. */
+  *allTasks(): Iterable<TaskNode> {
+    for (const byId of this.tasks.values()) yield* byId.values();
+  }
+
+  /** The children of a span. */
+  childrenOf(span: SpanNode): SpanNode[] {
+    const kids = this.children.get(span.spanId);
+    if (kids === undefined) return EMPTY as unknown as SpanNode[];
+    for (const k of kids) if (k.traceId !== span.traceId) return kids.filter((c) => c.traceId === span.traceId);
+    return kids;
+  }
+
+  /** The parent of a span, if it has arrived. */
+  parentOf(span: SpanNode): SpanNode | undefined {
+    return span.parentSpanId === undefined ? undefined : this.spans.get(span.traceId, span.parentSpanId);
+  }
+
+  /**
+   * Looks a task up by an id of a task.wait.on list: a task id of the waiter's service instance, or the
+   * id of a span in the waiter's trace.
+   */
+  resolveTaskRef(instance: string, traceId: string, id: string): { task: TaskNode; span: SpanNode | undefined } | undefined {
+    const span = this.spans.get(traceId, id);
+    const t = this.tasks.get(instance)?.get(id);
     if (t && !(t.spanTask && span && span.task !== t)) return { task: t, span: t.spanTask ? span : undefined };
     if (span) return { task: span.task, span };
     return undefined;
   }
 
   private attachTask(task: TaskNode, span: SpanNode): void {
-    if (!task.spans.includes(span)) task.spans.push(span);
+    if (!task.spans.includes(span)) task.spans = task.spans.length === 0 ? [span] : [...task.spans, span];
   }
 
   private detachTask(task: TaskNode, span: SpanNode): void {
-    const i = task.spans.indexOf(span);
-    if (i >= 0) task.spans.splice(i, 1);
+    if (task.spans.includes(span)) task.spans = task.spans.filter((s) => s !== span);
   }
 
   private replace(old: SpanNode | undefined, span: SpanNode, touched: Touched): void {
@@ -317,14 +410,13 @@ export class GraphStore {
       for (const e of allEvents(old)) affected.add(e.task);
       affected.add(old.task);
       for (const t of affected) this.detachTask(t, old);
-      if (old.parentKey) removeFrom(this.children, old.parentKey, old);
+      if (old.parentSpanId) removeFrom(this.children, old.parentSpanId, old);
     }
-    this.spans.set(span.key, span);
-    this.spanIds.set(span.spanId, span);
-    if (span.parentKey) {
-      let list = this.children.get(span.parentKey);
-      if (!list) this.children.set(span.parentKey, (list = []));
-      list.push(span);
+    this.spans.set(span);
+    if (span.parentSpanId) {
+      const list = this.children.get(span.parentSpanId);
+      if (!list) this.children.set(span.parentSpanId, [span]);
+      else list.push(span);
     }
     affected.add(span.task);
     this.attachTask(span.task, span);
@@ -334,18 +426,17 @@ export class GraphStore {
     }
     for (const t of affected) this.derive(t, touched);
     // Holds resting at or waiting for this span move when it appears or ends.
-    this.resolveHandovers(span.key, touched);
-    // The parent's task waits for this span; its children's tasks may now be blocked by it.
-    if (span.parentKey) {
-      const parent = this.spans.get(span.parentKey);
-      if (parent) touched.tasks.add(parent.task);
-    }
+    this.resolveHandovers(span, touched);
+    // The parent's task waits for this span.
+    const parent = this.parentOf(span);
+    if (parent) touched.tasks.add(parent.task);
   }
 
   /** Re-derives a task's intervals from the events of its spans. */
   derive(task: TaskNode, touched: Touched): void {
     this.unindex(task);
     touched.tasks.add(task);
+    task.readies = undefined;
     const evs: EventNode[] = [];
     for (const s of task.spans) {
       if (s.stale) continue;
@@ -359,52 +450,24 @@ export class GraphStore {
     const issues: IssueIv[] = [];
     const orders: OrderEdge[] = [];
     const orphans: { lock: string; time: number }[] = [];
-    const openWait = (kind: string, res: string): WaitIv | undefined => {
-      for (let i = waits.length - 1; i >= 0; i--) {
-        const w = waits[i];
-        if (w.end === OPEN && w.kind === kind && w.res === res) return w;
-      }
-      return undefined;
-    };
-    const heldLocks = (): HoldIv[] => holds.filter((h) => h.kind === 'lock' && h.end === OPEN);
-    const recordOrder = (e: EventNode, lock: string, mode: 'exclusive' | 'shared') => {
-      const held = heldLocks();
-      if (held.length === 0) return;
-      const gates = held.map((h) => h.res);
-      for (const h of held) {
-        if (h.res === lock) continue;
-        if (orders.some((o) => o.first === h.res && o.then === lock)) continue;
-        orders.push({
-          task,
-          first: h.res,
-          firstMode: h.mode,
-          then: lock,
-          thenMode: mode,
-          gates: gates.filter((g) => g !== h.res && g !== lock),
-          span: e.span,
-          time: e.time,
-        });
-      }
-    };
-
     for (const e of evs) {
       const a = e.attrs;
       switch (e.name) {
         case EVENT.LOCK_WAIT: {
           const id = str(a[ATTR.LOCK_ID]);
-          if (id === undefined || openWait('lock', id)) break;
+          if (id === undefined || openWait(waits, 'lock', id)) break;
           const mode = lockMode(a[ATTR.LOCK_MODE]);
-          recordOrder(e, id, mode);
+          recordOrder(task, holds, orders, e, id, mode);
           waits.push(wait(task, 'lock', id, mode, str(a[ATTR.LOCK_KIND]), 0, undefined, e));
           break;
         }
         case EVENT.LOCK_ACQUIRE: {
           const id = str(a[ATTR.LOCK_ID]);
           if (id === undefined) break;
-          const w = openWait('lock', id);
+          const w = openWait(waits, 'lock', id);
           if (w) close(w, e);
           const mode = lockMode(a[ATTR.LOCK_MODE]);
-          if (!w) recordOrder(e, id, mode);
+          if (!w) recordOrder(task, holds, orders, e, id, mode);
           const h = holds.find((x) => x.end === OPEN && x.kind === 'lock' && x.res === id);
           if (h) {
             // A re-entrant acquire, or an upgrade from shared: one hold, in the stronger mode.
@@ -424,20 +487,20 @@ export class GraphStore {
         }
         case EVENT.LOCK_TIMEOUT: {
           const id = str(a[ATTR.LOCK_ID]);
-          const w = id === undefined ? undefined : openWait('lock', id);
+          const w = id === undefined ? undefined : openWait(waits, 'lock', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.POOL_WAIT: {
           const id = str(a[ATTR.POOL_NAME]);
-          if (id === undefined || openWait('pool', id)) break;
+          if (id === undefined || openWait(waits, 'pool', id)) break;
           waits.push(wait(task, 'pool', id, 'exclusive', undefined, poolSize(a), undefined, e));
           break;
         }
         case EVENT.POOL_CHECKOUT: {
           const id = str(a[ATTR.POOL_NAME]);
           if (id === undefined) break;
-          const w = openWait('pool', id);
+          const w = openWait(waits, 'pool', id);
           if (w) close(w, e);
           holds.push(hold(task, 'pool', id, 'exclusive', undefined, poolSize(a) || (w?.size ?? 0), e));
           break;
@@ -456,7 +519,7 @@ export class GraphStore {
         }
         case EVENT.POOL_TIMEOUT: {
           const id = str(a[ATTR.POOL_NAME]);
-          const w = id === undefined ? undefined : openWait('pool', id);
+          const w = id === undefined ? undefined : openWait(waits, 'pool', id);
           if (w) close(w, e);
           break;
         }
@@ -473,7 +536,7 @@ export class GraphStore {
         }
         case EVENT.CERT_WAIT: {
           const id = str(a[ATTR.CERT_ID]);
-          if (id === undefined || openWait('cert', id)) break;
+          if (id === undefined || openWait(waits, 'cert', id)) break;
           waits.push(wait(task, 'cert', id, 'any', undefined, 0, undefined, e));
           break;
         }
@@ -486,27 +549,28 @@ export class GraphStore {
         case EVENT.CERT_READY: {
           const id = str(a[ATTR.CERT_ID]);
           if (id === undefined) break;
+          (task.readies ??= []).push({ cert: id, time: e.time });
           for (const i of issues) if (i.end === OPEN && i.cert === id) i.end = e.time;
-          const w = openWait('cert', id);
+          const w = openWait(waits, 'cert', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.CERT_TIMEOUT: {
           const id = str(a[ATTR.CERT_ID]);
-          const w = id === undefined ? undefined : openWait('cert', id);
+          const w = id === undefined ? undefined : openWait(waits, 'cert', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.TASK_WAIT: {
           const on = strings(a[ATTR.TASK_WAIT_ON]);
-          if (on === undefined || openWait('task', '')) break;
+          if (on === undefined || openWait(waits, 'task', '')) break;
           const mode = a[ATTR.TASK_WAIT_MODE] === 'any' ? 'any' : 'all';
           waits.push(wait(task, 'task', '', mode, undefined, 0, on, e));
           break;
         }
         case EVENT.TASK_RESUME:
         case EVENT.TASK_TIMEOUT: {
-          const w = openWait('task', '');
+          const w = openWait(waits, 'task', '');
           if (w) close(w, e);
           break;
         }
@@ -523,15 +587,18 @@ export class GraphStore {
     if (task.spanTask) {
       for (const h of holds) {
         if (h.end === OPEN && h.span.end !== OPEN && h.span.task === task) {
-          h.handoverAt = h.span.end;
+          h.handover = { at: h.span.end, heir: undefined, rest: undefined };
         }
       }
     }
-    task.waits = waits;
-    task.holds = holds;
-    task.issues = issues;
-    task.orders = orders;
-    task.orphanReleases = orphans;
+    // Exact-size copies: an array grown by push keeps spare room, and there is one per task.
+    task.waits = waits.length ? waits.slice() : (EMPTY as unknown as WaitIv[]);
+    task.holds = holds.length ? holds.slice() : (EMPTY as unknown as HoldIv[]);
+    task.issues = issues.length ? issues.slice() : (EMPTY as unknown as IssueIv[]);
+    task.orphanReleases = orphans.length ? orphans.slice() : (EMPTY as unknown as { lock: string; time: number }[]);
+    for (const o of orders) {
+      if (this.orders.add(o)) touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
+    }
     this.index(task, touched);
   }
 
@@ -544,14 +611,11 @@ export class GraphStore {
     }
     for (const h of task.holds) {
       (h.kind === 'lock' ? this.lockHolds : this.poolHolds).delete(h.res, h);
-      if (h.handoverAt !== OPEN) this.dropHandover(h);
+      if (h.handover) this.dropHandover(h);
     }
     for (const i of task.issues) this.certIssues.delete(i.cert, i);
-    for (const o of task.orders) this.orders.delete(o.first + '\0' + o.then, o);
-    for (const e of task.spans) for (const ev of allEvents(e)) if (ev.task === task && ev.name === EVENT.CERT_READY) {
-      const id = str(ev.attrs[ATTR.CERT_ID]);
-      if (id !== undefined) this.certReady.delete(id, ev.time);
-    }
+    for (const r of task.readies ?? EMPTY) this.certReady.delete(r.cert, r);
+    task.readies = undefined;
   }
 
   private index(task: TaskNode, touched: Touched): void {
@@ -564,69 +628,90 @@ export class GraphStore {
     }
     for (const h of task.holds) {
       (h.kind === 'lock' ? this.lockHolds : this.poolHolds).add(h.res, h);
-      if (h.handoverAt !== OPEN) this.placeHandover(h, touched);
+      if (h.handover) this.placeHandover(h, touched);
     }
     for (const i of task.issues) this.certIssues.add(i.cert, i);
-    for (const o of task.orders) {
-      this.orders.add(o.first + '\0' + o.then, o);
-      touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
-    }
-    for (const e of task.spans) for (const ev of allEvents(e)) if (ev.task === task && ev.name === EVENT.CERT_READY) {
-      const id = str(ev.attrs[ATTR.CERT_ID]);
-      if (id !== undefined) this.certReady.add(id, ev.time);
-    }
+    for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
   }
 
   /** Hands a hold over to the nearest open ancestor span of the same service instance. */
   private placeHandover(h: HoldIv, touched: Touched): void {
-    let key = h.span.parentKey;
+    let cur: SpanNode = h.span;
     let heir: TaskNode | undefined;
-    let restKey: string | undefined;
-    while (key !== undefined) {
-      const s = this.spans.get(key);
+    let rest: string | undefined;
+    let arrived = true;
+    while (cur.parentSpanId !== undefined) {
+      rest = cur.parentSpanId;
+      const s = this.spans.get(cur.traceId, rest);
       if (!s) {
-        restKey = key; // not arrived yet: the hold waits for it
+        arrived = false; // not arrived yet: the hold waits for it
         break;
       }
       if (s.instance !== h.span.instance) break; // the ancestor chain leaves the instance: nobody inherits
       if (s.end === OPEN && !s.stale) {
         heir = s.task;
-        restKey = key;
         break;
       }
-      restKey = key; // ended: remember, so the hand-over is redone if this span changes
-      key = s.parentKey;
+      cur = s; // ended: remembered as `rest`, so the hand-over is redone if this span changes
     }
-    h.heir = heir;
+    const ho = h.handover!;
+    ho.heir = heir;
     // A release by the heir's task after the hand-over ends the hold.
     if (heir) {
       for (const r of heir.orphanReleases) {
-        if (r.lock === h.res && r.time >= h.handoverAt && r.time < h.end) h.end = r.time;
+        if (r.lock === h.res && r.time >= ho.at && r.time < h.end) h.end = r.time;
       }
-      heir.inherited.push(h);
+      heir.inherited = [...heir.inherited, h];
       touched.tasks.add(heir);
     } else {
       // No open ancestor: the hold ended with its span.
-      if (restKey === undefined || this.spans.has(restKey)) h.end = Math.min(h.end, h.handoverAt);
+      if (arrived) h.end = Math.min(h.end, ho.at);
     }
-    h.rest = restKey;
-    if (restKey !== undefined) this.handovers.add(restKey, h);
+    ho.rest = rest;
+    if (rest !== undefined) this.handovers.add(rest, h);
   }
 
   private dropHandover(h: HoldIv): void {
-    if (h.heir) {
-      const i = h.heir.inherited.indexOf(h);
-      if (i >= 0) h.heir.inherited.splice(i, 1);
-    }
-    if (h.rest !== undefined) this.handovers.delete(h.rest, h);
+    const ho = h.handover!;
+    if (ho.heir) ho.heir.inherited = ho.heir.inherited.filter((x) => x !== h);
+    if (ho.rest !== undefined) this.handovers.delete(ho.rest, h);
   }
 
-  private resolveHandovers(spanKey: string, touched: Touched): void {
-    const set = this.handovers.get(spanKey);
-    if (!set || set.size === 0) return;
+  private resolveHandovers(span: SpanNode, touched: Touched): void {
+    if (!this.handovers.has(span.spanId)) return;
     const origins = new Set<TaskNode>();
-    for (const h of set) origins.add(h.origin);
+    for (const h of this.handovers.get(span.spanId)) if (h.span.traceId === span.traceId) origins.add(h.origin);
     for (const t of origins) this.derive(t, touched);
+  }
+}
+
+function openWait(waits: WaitIv[], kind: string, res: string): WaitIv | undefined {
+  for (let i = waits.length - 1; i >= 0; i--) {
+    const w = waits[i];
+    if (w.end === OPEN && w.kind === kind && w.res === res) return w;
+  }
+  return undefined;
+}
+
+/** Records the lock-order edges of taking `lock` while holding others (lockdep's dependency edges). */
+function recordOrder(task: TaskNode, holds: HoldIv[], orders: OrderEdge[], e: EventNode, lock: string, mode: 'exclusive' | 'shared'): void {
+  let held: HoldIv[] | undefined;
+  for (const h of holds) if (h.kind === 'lock' && h.end === OPEN) (held ??= []).push(h);
+  if (held === undefined) return;
+  const gates = held.map((h) => h.res);
+  for (const h of held) {
+    if (h.res === lock) continue;
+    if (orders.some((o) => o.first === h.res && o.then === lock)) continue;
+    orders.push({
+      task,
+      first: h.res,
+      firstMode: h.mode,
+      then: lock,
+      thenMode: mode,
+      gates: gates.length > 2 ? gates.filter((g) => g !== h.res && g !== lock) : (EMPTY as unknown as string[]),
+      span: e.span,
+      time: e.time,
+    });
   }
 }
 
@@ -666,7 +751,7 @@ function hold(
   size: number,
   e: EventNode,
 ): HoldIv {
-  return { origin: task, heir: undefined, handoverAt: OPEN, rest: undefined, kind, res, mode, lockKind, size, span: e.span, start: e.time, end: OPEN };
+  return { origin: task, handover: undefined, kind, res, mode, lockKind, size, span: e.span, start: e.time, end: OPEN };
 }
 
 function close(w: WaitIv, e: EventNode): void {
@@ -689,7 +774,7 @@ function eventOrder(a: EventNode, b: EventNode): number {
   return (
     a.time - b.time ||
     a.span.start - b.span.start ||
-    (a.span.key < b.span.key ? -1 : a.span.key > b.span.key ? 1 : 0) ||
+    (a.span.spanId < b.span.spanId ? -1 : a.span.spanId > b.span.spanId ? 1 : 0) ||
     a.index - b.index
   );
 }
