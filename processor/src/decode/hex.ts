@@ -10,13 +10,16 @@ for (let i = 0; i < 256; i++) {
   HEX_CODES[i] = s.charCodeAt(0) | (s.charCodeAt(1) << 8);
 }
 
-// Reused for every conversion: ids are at most 16 bytes, other byte values fall back to the loop below.
-const scratch: number[] = new Array(32).fill(0);
+// Reused for every conversion of span ids (8 bytes) and trace ids (16 bytes): fixed lengths, because
+// setting an array's length is a runtime call that would cost more than the conversion.
+const chars16: number[] = new Array<number>(16).fill(0);
+const chars32: number[] = new Array<number>(32).fill(0);
 
 /** Lowercase hex of `bytes[start, end)`. */
 export function bytesToHex(bytes: Uint8Array, start: number, end: number): string {
   const n = end - start;
-  if (n > 16) {
+  const chars = n === 8 ? chars16 : n === 16 ? chars32 : undefined;
+  if (chars === undefined) {
     let s = '';
     for (let i = start; i < end; i++) {
       const c = HEX_CODES[bytes[i]];
@@ -24,13 +27,12 @@ export function bytesToHex(bytes: Uint8Array, start: number, end: number): strin
     }
     return s;
   }
-  scratch.length = n * 2;
   for (let i = 0, j = 0; i < n; i++, j += 2) {
     const c = HEX_CODES[bytes[start + i]];
-    scratch[j] = c & 0xff;
-    scratch[j + 1] = c >> 8;
+    chars[j] = c & 0xff;
+    chars[j + 1] = c >> 8;
   }
-  return String.fromCharCode.apply(null, scratch);
+  return String.fromCharCode.apply(null, chars);
 }
 
 /** True if `bytes[start, end)` are all zero (an invalid trace or span id). */

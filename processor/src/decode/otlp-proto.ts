@@ -12,10 +12,18 @@
 import type { AttrValue, Attributes, DecodedBatch, SpanEventRecord, SpanKind } from '../model/span.js';
 import { DecodeContext } from './context.js';
 import { DEFAULT_SOURCE } from './decode-error.js';
-import { allZero, bytesToHex } from './hex.js';
+import { allZero as allZeroImport, bytesToHex as bytesToHexImport } from './hex.js';
 import { ProtoReader } from './proto-reader.js';
-import { makeEvent, makeLogEvent, makeSpan, setAttr } from './records.js';
+import { makeEvent as makeEventImport, makeLogEvent, makeSpan as makeSpanImport, setAttr as setAttrImport } from './records.js';
 import { EVENT_NAME_ATTR, isWaitEventName } from './log-events.js';
+
+// The hot path binds its helpers once: run through tsx, an imported name is a getter call on the
+// exporting module at every use.
+const allZero = allZeroImport;
+const bytesToHex = bytesToHexImport;
+const makeEvent = makeEventImport;
+const makeSpan = makeSpanImport;
+const setAttr = setAttrImport;
 
 // Tags: field number << 3 | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
 const T_F1_LEN = (1 << 3) | 2;

@@ -38,6 +38,7 @@ const INTERN_MAX_BYTES = 32;
 class InternTable {
   readonly lens: Uint8Array;
   readonly bytes: Uint8Array;
+  readonly view: DataView;
   readonly strings: string[];
   readonly mask: number;
   constructor(
@@ -47,6 +48,7 @@ class InternTable {
   ) {
     this.lens = new Uint8Array(slots);
     this.bytes = new Uint8Array(slots * INTERN_MAX_BYTES);
+    this.view = new DataView(this.bytes.buffer);
     this.strings = new Array<string>(slots).fill('');
     this.mask = slots - 1;
   }
@@ -275,9 +277,16 @@ export class ProtoReader {
     const base = slot * INTERN_MAX_BYTES;
     const tb = t.bytes;
     if (t.lens[slot] === n) {
+      // Four bytes at a time, then the tail.
+      const v = this.view;
+      const tv = t.view;
       let i = 0;
-      while (i < n && tb[base + i] === b[p + i]) i++;
-      if (i === n) return t.strings[slot];
+      const n4 = n & ~3;
+      while (i < n4 && tv.getInt32(base + i, true) === v.getInt32(p + i, true)) i += 4;
+      if (i >= n4) {
+        while (i < n && tb[base + i] === b[p + i]) i++;
+        if (i === n) return t.strings[slot];
+      }
     }
     let s = HAS_UTF8_SLICE ? this.slicer.utf8Slice(p, e) : textDecoder.decode(this.bytes.subarray(p, e));
     if (t.internalizeKeys) s = internalize(s);
