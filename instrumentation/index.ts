@@ -22,3 +22,16 @@ export { detached } from './src/helpers/detached.js';
 export type { DetachedOptions } from './src/helpers/detached.js';
 export { snapshotOf, waitgraphSnapshots, WaitSnapshotOptionsSchema, WaitSnapshotSpanProcessor } from './src/snapshot/snapshot-processor.js';
 export type { WaitSnapshotOptions } from './src/snapshot/snapshot-processor.js';
+export {
+  ASYNC_MUTEX_VERSIONS,
+  AsyncMutexInstrumentation,
+  AsyncMutexOptionsSchema,
+  AsyncSemaphoreOptionsSchema,
+  instrumentAsyncMutex,
+  instrumentAsyncSemaphore,
+} from './src/libs/async-mutex.js';
+export type { AsyncMutexInstrumentationConfig, AsyncMutexOptions, AsyncSemaphoreOptions } from './src/libs/async-mutex.js';
+export { GENERIC_POOL_VERSIONS, GenericPoolInstrumentation, GenericPoolOptionsSchema, instrumentGenericPool } from './src/libs/generic-pool.js';
+export type { GenericPoolInstrumentationConfig, GenericPoolOptions } from './src/libs/generic-pool.js';
+export { instrumentPgPool, PG_POOL_VERSIONS, PgPoolInstrumentation, PgPoolOptionsSchema, pgPoolName } from './src/libs/pg-pool.js';
+export type { PgPoolInstrumentationConfig, PgPoolOptions } from './src/libs/pg-pool.js';

@@ -4,7 +4,7 @@
  * acquire has to queue, and `lock.timeout` when a queued acquire is abandoned.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { ATTR, EVENT } from '../../../schemas/index.js';
+import { lockEvents } from '../core/event-sets.js';
 import { localId } from '../core/ids.js';
 import { checkOptions } from '../core/options.js';
 import { Permits, type AcquireOptions, type Release } from './permits.js';
@@ -37,15 +37,7 @@ export class Mutex {
     const o = checkOptions(MutexOptionsSchema, options, 'Mutex');
     const kind = o.kind ?? 'mutex';
     this.id = o.id ?? localId(kind, o.name);
-    const attributes = Object.freeze({ [ATTR.LOCK_ID]: this.id, [ATTR.LOCK_KIND]: kind });
-    this.#permits = new Permits(1, {
-      wait: EVENT.LOCK_WAIT,
-      acquire: EVENT.LOCK_ACQUIRE,
-      release: EVENT.LOCK_RELEASE,
-      timeout: EVENT.LOCK_TIMEOUT,
-      attributes,
-      releaseAttributes: Object.freeze({ [ATTR.LOCK_ID]: this.id }),
-    });
+    this.#permits = new Permits(1, lockEvents(this.id, kind));
   }
 
   /** Acquires the mutex; resolves to the function that releases it. */

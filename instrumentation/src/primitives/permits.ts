@@ -8,8 +8,8 @@
  * acquire event of a queued waiter is recorded when the permit is handed to it, on the span that was
  * active when it asked, so the event's time is the hand-over's, not the time its continuation runs.
  */
-import type { Attributes, Span } from '@opentelemetry/api';
-import type { EventName } from '../../../schemas/index.js';
+import type { Span } from '@opentelemetry/api';
+import type { EventSet } from '../core/event-sets.js';
 import { record, recordingSpan, withTask } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
 
@@ -25,17 +25,6 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
-/** The events a permit queue records and their attributes. */
-export interface PermitEvents {
-  wait: EventName;
-  acquire: EventName;
-  release: EventName;
-  timeout: EventName;
-  /** Attributes of the wait, acquire and timeout events. */
-  attributes: Attributes;
-  /** Attributes of the release event. */
-  releaseAttributes: Attributes;
-}
 
 interface Waiter {
   resolve: (release: Release) => void;
@@ -50,9 +39,9 @@ interface Waiter {
 export class Permits {
   #free: number;
   readonly #queue: Waiter[] = [];
-  readonly #events: PermitEvents;
+  readonly #events: EventSet;
 
-  constructor(size: number, events: PermitEvents) {
+  constructor(size: number, events: EventSet) {
     this.#free = size;
     this.#events = events;
   }

@@ -4,7 +4,7 @@
  * `pool.timeout` when a queued acquire is abandoned. FIFO, one unit per acquire.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { ATTR, EVENT } from '../../../schemas/index.js';
+import { poolEvents } from '../core/event-sets.js';
 import { localId } from '../core/ids.js';
 import { checkOptions } from '../core/options.js';
 import { Permits, type AcquireOptions, type Release } from './permits.js';
@@ -36,14 +36,7 @@ export class Semaphore {
     checkOptions(Type.Integer({ minimum: 1 }), size, 'Semaphore size');
     this.size = size;
     this.name = o.name ?? localId('semaphore');
-    this.#permits = new Permits(size, {
-      wait: EVENT.POOL_WAIT,
-      acquire: EVENT.POOL_CHECKOUT,
-      release: EVENT.POOL_CHECKIN,
-      timeout: EVENT.POOL_TIMEOUT,
-      attributes: Object.freeze({ [ATTR.POOL_NAME]: this.name, [ATTR.POOL_SIZE]: size }),
-      releaseAttributes: Object.freeze({ [ATTR.POOL_NAME]: this.name }),
-    });
+    this.#permits = new Permits(size, poolEvents(this.name, size));
   }
 
   /** Checks out one unit; resolves to the function that returns it. */

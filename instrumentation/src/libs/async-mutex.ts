@@ -1,0 +1,278 @@
+/**
+ * async-mutex (>= 0.4 < 1): its Mutex records lock events, its Semaphore pool events, and the wrappers
+ * `withTimeout()` / `tryAcquire()` make of either record `*.timeout` when they give up.
+ *
+ * Two ways in, recording the same events:
+ * - `AsyncMutexInstrumentation` (the opentelemetry-js-contrib shape) patches the prototypes of Mutex and
+ *   Semaphore and the `withTimeout` export when the module is required (or imported, with the
+ *   import-in-the-middle hook registered);
+ * - `instrumentAsyncMutex()` / `instrumentAsyncSemaphore()` wrap one instance, for ESM code without the
+ *   hook, and name the lock or pool.
+ *
+ * How the library is seen: an acquire that finds the lock taken (`isLocked()`, or fewer units left than
+ * the weight) records a wait; the grant records an acquire; the releaser it resolves to is wrapped to
+ * record the release on the acquirer's span. A Mutex's manual `release()` ends its single hold; a
+ * Semaphore's manual `release(weight)` cannot be matched to a hold and is not recorded (use the
+ * releaser). `runExclusive` of a Mutex is re-expressed with the (instrumented) `acquire`, exactly as the
+ * library does it through its inner semaphore. With no recording span everything passes straight through.
+ */
+import type { MutexInterface, SemaphoreInterface } from 'async-mutex';
+import { InstrumentationBase, InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import { Type, type Static } from '@sinclair/typebox';
+import { lockEvents, poolEvents } from '../core/event-sets.js';
+import { localId } from '../core/ids.js';
+import { checkOptions } from '../core/options.js';
+import { recordingSpan, SCOPE_VERSION, swallow } from '../core/recorder.js';
+import { currentTaskId } from '../core/task.js';
+import { nesting, Trackers, unnested, type Hold, type Tracker, type Wait } from './tracker.js';
+
+/** The async-mutex versions this instrumentation supports. */
+export const ASYNC_MUTEX_VERSIONS = ['>=0.4.0 <1'];
+
+type Kind = 'lock' | 'pool';
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFn = (this: any, ...args: any) => any;
+/** A Mutex, a Semaphore, or what withTimeout/tryAcquire made of one. */
+type LockLike = MutexInterface | SemaphoreInterface;
+
+const trackers = new Trackers();
+/** The lock or semaphore each wrapper (withTimeout, tryAcquire) stands for. */
+const aliases = new WeakMap<object, object>();
+
+function defaultEvents(kind: Kind) {
+  return kind === 'lock' ? lockEvents(localId('async-mutex'), 'mutex') : poolEvents(localId('async-semaphore'), undefined);
+}
+
+function trackerOf(self: object, kind: Kind): Tracker {
+  const target = aliases.get(self) ?? self;
+  return trackers.of(target, () => defaultEvents(kind));
+}
+
+/** Whether this acquire will have to queue. */
+function mustWait(self: LockLike, kind: Kind, weight: unknown): boolean {
+  if (kind === 'lock') return self.isLocked();
+  const w = typeof weight === 'number' ? weight : 1;
+  return w > (self as SemaphoreInterface).getValue();
+}
+
+function wrapReleaser(tracker: Tracker, hold: Hold | undefined, releaser: () => void): () => void {
+  if (hold === undefined) return releaser;
+  return function releaseHold(this: unknown) {
+    try {
+      tracker.released(hold);
+    } catch (err) {
+      swallow('recording an async-mutex release', err);
+    }
+    return releaser.apply(this);
+  };
+}
+
+/** The `acquire` wrapper for objects of `kind`. */
+function wrapAcquire(original: AnyFn, kind: Kind): AnyFn {
+  return function acquire(this: LockLike) {
+    // eslint-disable-next-line prefer-rest-params
+    const args = arguments as unknown as unknown[];
+    if (nesting.depth > 0) return original.apply(this, args);
+    const span = recordingSpan();
+    if (span === undefined) return original.apply(this, args);
+    let tracker: Tracker;
+    let wait: Wait | undefined;
+    const task = currentTaskId();
+    try {
+      tracker = trackerOf(this, kind);
+      if (mustWait(this, kind, args[0])) wait = tracker.waited(span, task);
+    } catch (err) {
+      swallow('recording an async-mutex acquire', err);
+      return unnested(() => original.apply(this, args));
+    }
+    const ticket: Promise<unknown> = unnested(() => original.apply(this, args));
+    return ticket.then(
+      (granted) => {
+        try {
+          const hold = tracker.acquired(span, task, wait);
+          if (Array.isArray(granted)) return [granted[0], wrapReleaser(tracker, hold, granted[1])];
+          return wrapReleaser(tracker, hold, granted as () => void);
+        } catch (err) {
+          swallow('recording an async-mutex acquire', err);
+          return granted;
+        }
+      },
+      (err: unknown) => {
+        tracker.timedOut(wait);
+        throw err;
+      },
+    );
+  };
+}
+
+/** A Mutex's `runExclusive`, re-expressed with its instrumented `acquire`. */
+function wrapRunExclusive(original: AnyFn): AnyFn {
+  return async function runExclusive(this: MutexInterface, callback: () => unknown, priority?: number) {
+    if (nesting.depth > 0 || recordingSpan() === undefined) return original.call(this, callback, priority);
+    const release = await this.acquire(priority);
+    try {
+      return await callback();
+    } finally {
+      release();
+    }
+  };
+}
+
+/** A Mutex's manual `release()`: ends its single hold. */
+function wrapRelease(original: AnyFn): AnyFn {
+  return function release(this: MutexInterface) {
+    // eslint-disable-next-line prefer-rest-params
+    const args = arguments as unknown as unknown[];
+    if (nesting.depth === 0 && this.isLocked()) {
+      try {
+        const tracker = trackers.find(aliases.get(this) ?? this);
+        if (tracker !== undefined) tracker.released(tracker.someHold());
+      } catch (err) {
+        swallow('recording an async-mutex release', err);
+      }
+    }
+    return unnested(() => original.apply(this, args));
+  };
+}
+
+/** Installs own-property wrappers on one object (an instance, or what withTimeout returned). */
+function wrapInstance(target: LockLike, kind: Kind, isMutexClass: boolean): void {
+  const t = target as unknown as Record<string, AnyFn>;
+  t.acquire = wrapAcquire(t.acquire!, kind);
+  if (kind === 'lock') t.release = wrapRelease(t.release!);
+  if (isMutexClass) t.runExclusive = wrapRunExclusive(t.runExclusive!);
+}
+
+/** Options of `instrumentAsyncMutex`. */
+export const AsyncMutexOptionsSchema = Type.Object(
+  {
+    /** The `lock.id` the events carry. Default: `async-mutex@<process tag>#<n>`. */
+    id: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * The lock this object stands for, when it is a `withTimeout()` / `tryAcquire()` wrapper: its events
+     * then name that lock and share its holds. Default: the object is a lock of its own.
+     */
+    of: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: false },
+);
+/** Options of `instrumentAsyncMutex`. */
+export type AsyncMutexOptions = Static<typeof AsyncMutexOptionsSchema>;
+
+/**
+ * Instruments one async-mutex Mutex (or a `withTimeout` / `tryAcquire` wrapper of one, with `of`), in
+ * place. Returns it.
+ */
+export function instrumentAsyncMutex<M extends MutexInterface>(mutex: M, options?: AsyncMutexOptions): M {
+  const o = checkOptions(AsyncMutexOptionsSchema, options, 'instrumentAsyncMutex');
+  if (o.of !== undefined) {
+    aliases.set(mutex, o.of);
+    if (o.id !== undefined) trackers.set(o.of, lockEvents(o.id, 'mutex'));
+  } else if (o.id !== undefined) {
+    trackers.set(mutex, lockEvents(o.id, 'mutex'));
+  }
+  // a Mutex (not a withTimeout wrapper, a plain object) runs runExclusive through its inner semaphore
+  wrapInstance(mutex, 'lock', Object.getPrototypeOf(mutex) !== Object.prototype);
+  return mutex;
+}
+
+/** Options of `instrumentAsyncSemaphore`. */
+export const AsyncSemaphoreOptionsSchema = Type.Object(
+  {
+    /** The `pool.name` the events carry. Default: `async-semaphore@<process tag>#<n>`. */
+    name: Type.Optional(Type.String({ minLength: 1 })),
+    /** The `pool.size` the events carry: the semaphore's initial value. Default: its value now. */
+    size: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** The semaphore this object stands for, when it is a `withTimeout()` wrapper. */
+    of: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: false },
+);
+/** Options of `instrumentAsyncSemaphore`. */
+export type AsyncSemaphoreOptions = Static<typeof AsyncSemaphoreOptionsSchema>;
+
+/** Instruments one async-mutex Semaphore (or a `withTimeout` wrapper of one, with `of`), in place. */
+export function instrumentAsyncSemaphore<S extends SemaphoreInterface>(semaphore: S, options?: AsyncSemaphoreOptions): S {
+  const o = checkOptions(AsyncSemaphoreOptionsSchema, options, 'instrumentAsyncSemaphore');
+  const target = o.of ?? semaphore;
+  if (o.of !== undefined) aliases.set(semaphore, o.of);
+  const size = o.size ?? (o.of === undefined ? semaphore.getValue() : undefined);
+  trackers.set(target, poolEvents(o.name ?? localId('async-semaphore'), size));
+  wrapInstance(semaphore, 'pool', false);
+  return semaphore;
+}
+
+/** `withTimeout` whose results are instrumented as wrappers of the lock or semaphore they wrap. */
+function wrapWithTimeout(original: AnyFn): AnyFn {
+  return function withTimeout(this: unknown, sync: LockLike, ...rest: unknown[]) {
+    const result = original.call(this, sync, ...rest) as LockLike;
+    try {
+      const kind: Kind = typeof (sync as SemaphoreInterface).getValue === 'function' ? 'pool' : 'lock';
+      aliases.set(result, aliases.get(sync) ?? sync);
+      wrapInstance(result, kind, false);
+    } catch (err) {
+      swallow('instrumenting an async-mutex withTimeout', err);
+    }
+    return result;
+  };
+}
+
+/** Configuration of `AsyncMutexInstrumentation`. */
+export type AsyncMutexInstrumentationConfig = InstrumentationConfig;
+
+interface AsyncMutexModule {
+  Mutex: { prototype: MutexInterface };
+  Semaphore: { prototype: SemaphoreInterface };
+  withTimeout?: AnyFn;
+}
+
+/** Patches async-mutex when it is loaded: Mutex and Semaphore prototypes, and `withTimeout`. */
+export class AsyncMutexInstrumentation extends InstrumentationBase<AsyncMutexInstrumentationConfig> {
+  constructor(config: AsyncMutexInstrumentationConfig = {}) {
+    super('waitgraph-instrumentation-async-mutex', SCOPE_VERSION, config);
+  }
+
+  protected init() {
+    const withTimeoutFile = new InstrumentationNodeModuleFile(
+      'async-mutex/lib/withTimeout.js',
+      ASYNC_MUTEX_VERSIONS,
+      (exports: { withTimeout: AnyFn }) => {
+        this.#wrap(exports, 'withTimeout', wrapWithTimeout);
+        return exports;
+      },
+      (exports?: { withTimeout: AnyFn }) => {
+        if (exports !== undefined && isWrapped(exports.withTimeout)) this._unwrap(exports, 'withTimeout');
+      },
+    );
+    return new InstrumentationNodeModuleDefinition(
+      'async-mutex',
+      ASYNC_MUTEX_VERSIONS,
+      (exports: AsyncMutexModule) => {
+        this.#wrap(exports.Mutex.prototype, 'acquire', (f) => wrapAcquire(f, 'lock'));
+        this.#wrap(exports.Mutex.prototype, 'runExclusive', wrapRunExclusive);
+        this.#wrap(exports.Mutex.prototype, 'release', wrapRelease);
+        this.#wrap(exports.Semaphore.prototype, 'acquire', (f) => wrapAcquire(f, 'pool'));
+        // the ESM build exports withTimeout as a plain binding; the CJS one as a getter (patched by file)
+        const desc = Object.getOwnPropertyDescriptor(exports, 'withTimeout');
+        if (desc !== undefined && desc.writable === true) this.#wrap(exports, 'withTimeout', wrapWithTimeout);
+        return exports;
+      },
+      (exports?: AsyncMutexModule) => {
+        if (exports === undefined) return;
+        for (const name of ['acquire', 'runExclusive', 'release'] as const) {
+          if (isWrapped(exports.Mutex.prototype[name])) this._unwrap(exports.Mutex.prototype, name);
+        }
+        if (isWrapped(exports.Semaphore.prototype.acquire)) this._unwrap(exports.Semaphore.prototype, 'acquire');
+        if (isWrapped(exports.withTimeout)) this._unwrap(exports, 'withTimeout');
+      },
+      [withTimeoutFile],
+    );
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  #wrap(target: any, name: string, wrapper: (original: AnyFn) => AnyFn): void {
+    if (isWrapped(target[name])) this._unwrap(target, name);
+    this._wrap(target, name, wrapper);
+  }
+}
