@@ -1,7 +1,7 @@
 /**
  * Generates the scenario fixtures of test/fixtures/scenarios/: recorded spans (OTLP JSON) of real
  * deadlock incidents and of traps that must not be reported, the findings the engine must report for
- * each (`expectations.json`), and the folder's README.
+ * each (`test/fixtures/scenario-expectations.json`), and the folder's README.
  *
  * `npx tsx scripts/gen-fixtures.ts` writes the files; `--check` exits 1 when a committed file differs
  * from what this script generates. The files are committed: they are what users and tests replay.
@@ -25,7 +25,8 @@ import {
 export const SCENARIO_DIR = new URL('../test/fixtures/scenarios/', import.meta.url);
 
 /** The file of expected findings, by fixture file. */
-export const EXPECTATIONS_FILE = 'expectations.json';
+/** Beside the scenario folder, not in it: the folder holds only spans, so it can be analyzed whole. */
+export const EXPECTATIONS_FILE = '../scenario-expectations.json';
 
 /** One finding the engine must report for a fixture, in the terms a user sees. */
 export interface ExpectedFinding {
@@ -531,7 +532,7 @@ function readme(): string {
     '',
     'Recorded spans of real deadlock incidents, and traps that must not be reported, as plain OTLP JSON',
     '(`{"resourceSpans": [...]}`). Open spans are partial-span snapshots (`endTimeUnixNano` "0",',
-    '`span.partial = true`). `expectations.json` lists, for each file, the findings the engine must',
+    '`span.partial = true`). `../scenario-expectations.json` lists, for each file, the findings the engine must',
     'report: kind, state, sorted resources and services, the number of core tasks and of victims. Traps',
     'expect none. Replay one with `npx waitgraph analyze test/fixtures/scenarios/<file>`.',
     '',

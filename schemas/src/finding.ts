@@ -168,7 +168,7 @@ export type Finding = Static<typeof FindingSchema>;
 
 /** What `waitgraph analyze --json` prints. */
 export const AnalyzeOutputSchema = Type.Object(
-  { findings: Type.Array(FindingSchema) },
+  { findings: Type.Array(Type.Unsafe<Finding>({ $ref: FindingSchema.$id })) },
   { $id: 'https://waitgraph.dev/schemas/analyze-output.schema.json', title: 'waitgraph analyze --json', additionalProperties: false },
 );
 /** What `waitgraph analyze --json` prints. */
