@@ -17,22 +17,21 @@
  * library does it through its inner semaphore. With no recording span everything passes straight through.
  */
 import type { MutexInterface, SemaphoreInterface } from 'async-mutex';
-import { InstrumentationBase, InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { Type, type Static } from '@sinclair/typebox';
 import { lockEvents, poolEvents } from '../core/event-sets.js';
 import { localId } from '../core/ids.js';
 import { checkOptions } from '../core/options.js';
-import { recordingSpan, SCOPE_VERSION, swallow } from '../core/recorder.js';
+import { recordingSpan, swallow } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
+import { WaitgraphInstrumentation, wrapOwn, type AnyFn, type Wrappers } from './patching.js';
 import { nesting, Trackers, unnested, type Hold, type Tracker, type Wait } from './tracker.js';
 
 /** The async-mutex versions this instrumentation supports. */
 export const ASYNC_MUTEX_VERSIONS = ['>=0.4.0 <1'];
 
 type Kind = 'lock' | 'pool';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyFn = (this: any, ...args: any) => any;
 /** A Mutex, a Semaphore, or what withTimeout/tryAcquire made of one. */
 type LockLike = MutexInterface | SemaphoreInterface;
 
@@ -136,13 +135,14 @@ function wrapRelease(original: AnyFn): AnyFn {
   };
 }
 
-/** Installs own-property wrappers on one object (an instance, or what withTimeout returned). */
-function wrapInstance(target: LockLike, kind: Kind, isMutexClass: boolean): void {
-  const t = target as unknown as Record<string, AnyFn>;
-  t.acquire = wrapAcquire(t.acquire!, kind);
-  if (kind === 'lock') t.release = wrapRelease(t.release!);
-  if (isMutexClass) t.runExclusive = wrapRunExclusive(t.runExclusive!);
-}
+const MUTEX_WRAPPERS: Wrappers = {
+  acquire: (f) => wrapAcquire(f, 'lock'),
+  runExclusive: wrapRunExclusive,
+  release: wrapRelease,
+};
+const SEMAPHORE_WRAPPERS: Wrappers = { acquire: (f) => wrapAcquire(f, 'pool') };
+/** A withTimeout/tryAcquire wrapper of a Mutex: its runExclusive goes through its own acquire. */
+const TIMED_MUTEX_WRAPPERS: Wrappers = { acquire: MUTEX_WRAPPERS.acquire!, release: wrapRelease };
 
 /** Options of `instrumentAsyncMutex`. */
 export const AsyncMutexOptionsSchema = Type.Object(
@@ -173,7 +173,7 @@ export function instrumentAsyncMutex<M extends MutexInterface>(mutex: M, options
     trackers.set(mutex, lockEvents(o.id, 'mutex'));
   }
   // a Mutex (not a withTimeout wrapper, a plain object) runs runExclusive through its inner semaphore
-  wrapInstance(mutex, 'lock', Object.getPrototypeOf(mutex) !== Object.prototype);
+  wrapOwn(mutex, Object.getPrototypeOf(mutex) === Object.prototype ? TIMED_MUTEX_WRAPPERS : MUTEX_WRAPPERS);
   return mutex;
 }
 
@@ -199,7 +199,7 @@ export function instrumentAsyncSemaphore<S extends SemaphoreInterface>(semaphore
   if (o.of !== undefined) aliases.set(semaphore, o.of);
   const size = o.size ?? (o.of === undefined ? semaphore.getValue() : undefined);
   trackers.set(target, poolEvents(o.name ?? localId('async-semaphore'), size));
-  wrapInstance(semaphore, 'pool', false);
+  wrapOwn(semaphore, SEMAPHORE_WRAPPERS);
   return semaphore;
 }
 
@@ -210,7 +210,7 @@ function wrapWithTimeout(original: AnyFn): AnyFn {
     try {
       const kind: Kind = typeof (sync as SemaphoreInterface).getValue === 'function' ? 'pool' : 'lock';
       aliases.set(result, aliases.get(sync) ?? sync);
-      wrapInstance(result, kind, false);
+      wrapOwn(result, kind === 'lock' ? TIMED_MUTEX_WRAPPERS : SEMAPHORE_WRAPPERS);
     } catch (err) {
       swallow('instrumenting an async-mutex withTimeout', err);
     }
@@ -222,57 +222,45 @@ function wrapWithTimeout(original: AnyFn): AnyFn {
 export type AsyncMutexInstrumentationConfig = InstrumentationConfig;
 
 interface AsyncMutexModule {
-  Mutex: { prototype: MutexInterface };
-  Semaphore: { prototype: SemaphoreInterface };
-  withTimeout?: AnyFn;
+  Mutex: { prototype: object };
+  Semaphore: { prototype: object };
 }
 
+
 /** Patches async-mutex when it is loaded: Mutex and Semaphore prototypes, and `withTimeout`. */
-export class AsyncMutexInstrumentation extends InstrumentationBase<AsyncMutexInstrumentationConfig> {
+export class AsyncMutexInstrumentation extends WaitgraphInstrumentation<AsyncMutexInstrumentationConfig> {
   constructor(config: AsyncMutexInstrumentationConfig = {}) {
-    super('waitgraph-instrumentation-async-mutex', SCOPE_VERSION, config);
+    super('async-mutex', config);
   }
 
   protected init() {
     const withTimeoutFile = new InstrumentationNodeModuleFile(
       'async-mutex/lib/withTimeout.js',
       ASYNC_MUTEX_VERSIONS,
-      (exports: { withTimeout: AnyFn }) => {
-        this.#wrap(exports, 'withTimeout', wrapWithTimeout);
+      (exports: object) => {
+        this.wrapMethods(exports, { withTimeout: wrapWithTimeout });
         return exports;
       },
-      (exports?: { withTimeout: AnyFn }) => {
-        if (exports !== undefined && isWrapped(exports.withTimeout)) this._unwrap(exports, 'withTimeout');
-      },
+      (exports?: object) => this.unwrapMethods(exports, ['withTimeout']),
     );
     return new InstrumentationNodeModuleDefinition(
       'async-mutex',
       ASYNC_MUTEX_VERSIONS,
       (exports: AsyncMutexModule) => {
-        this.#wrap(exports.Mutex.prototype, 'acquire', (f) => wrapAcquire(f, 'lock'));
-        this.#wrap(exports.Mutex.prototype, 'runExclusive', wrapRunExclusive);
-        this.#wrap(exports.Mutex.prototype, 'release', wrapRelease);
-        this.#wrap(exports.Semaphore.prototype, 'acquire', (f) => wrapAcquire(f, 'pool'));
+        this.wrapMethods(exports.Mutex.prototype, MUTEX_WRAPPERS);
+        this.wrapMethods(exports.Semaphore.prototype, SEMAPHORE_WRAPPERS);
         // the ESM build exports withTimeout as a plain binding; the CJS one as a getter (patched by file)
-        const desc = Object.getOwnPropertyDescriptor(exports, 'withTimeout');
-        if (desc !== undefined && desc.writable === true) this.#wrap(exports, 'withTimeout', wrapWithTimeout);
+        if (Object.getOwnPropertyDescriptor(exports, 'withTimeout')?.writable === true) {
+          this.wrapMethods(exports, { withTimeout: wrapWithTimeout });
+        }
         return exports;
       },
       (exports?: AsyncMutexModule) => {
-        if (exports === undefined) return;
-        for (const name of ['acquire', 'runExclusive', 'release'] as const) {
-          if (isWrapped(exports.Mutex.prototype[name])) this._unwrap(exports.Mutex.prototype, name);
-        }
-        if (isWrapped(exports.Semaphore.prototype.acquire)) this._unwrap(exports.Semaphore.prototype, 'acquire');
-        if (isWrapped(exports.withTimeout)) this._unwrap(exports, 'withTimeout');
+        this.unwrapMethods(exports?.Mutex.prototype, Object.keys(MUTEX_WRAPPERS));
+        this.unwrapMethods(exports?.Semaphore.prototype, Object.keys(SEMAPHORE_WRAPPERS));
+        this.unwrapMethods(exports, ['withTimeout']);
       },
       [withTimeoutFile],
     );
-  }
-
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  #wrap(target: any, name: string, wrapper: (original: AnyFn) => AnyFn): void {
-    if (isWrapped(target[name])) this._unwrap(target, name);
-    this._wrap(target, name, wrapper);
   }
 }

@@ -9,21 +9,20 @@
  * everything passes straight through.
  */
 import type { Pool } from 'generic-pool';
-import { InstrumentationBase, InstrumentationNodeModuleDefinition, isWrapped } from '@opentelemetry/instrumentation';
+import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { Type, type Static } from '@sinclair/typebox';
 import { poolEvents } from '../core/event-sets.js';
 import { localId } from '../core/ids.js';
 import { checkOptions } from '../core/options.js';
-import { recordingSpan, SCOPE_VERSION, swallow } from '../core/recorder.js';
+import { recordingSpan, swallow } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
+import { WaitgraphInstrumentation, wrapOwn, type AnyFn, type Wrappers } from './patching.js';
 import { nesting, Trackers, unnested, type Hold, type Tracker, type Wait } from './tracker.js';
 
 /** The generic-pool versions this instrumentation supports. */
 export const GENERIC_POOL_VERSIONS = ['>=3.0.0 <4'];
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyFn = (this: any, ...args: any) => any;
 type AnyPool = Pool<unknown>;
 
 const trackers = new Trackers();
@@ -98,7 +97,7 @@ function wrapGiveBack(original: AnyFn): AnyFn {
   };
 }
 
-const WRAPPERS: Record<'acquire' | 'release' | 'destroy', (original: AnyFn) => AnyFn> = {
+const WRAPPERS: Wrappers = {
   acquire: wrapAcquire,
   release: wrapGiveBack,
   destroy: wrapGiveBack,
@@ -119,8 +118,7 @@ export type GenericPoolOptions = Static<typeof GenericPoolOptionsSchema>;
 export function instrumentGenericPool<P extends Pool<unknown>>(pool: P, options?: GenericPoolOptions): P {
   const o = checkOptions(GenericPoolOptionsSchema, options, 'instrumentGenericPool');
   trackers.set(pool, poolEvents(o.name ?? localId('generic-pool'), pool.max));
-  const target = pool as unknown as Record<string, AnyFn>;
-  for (const [name, wrap] of Object.entries(WRAPPERS)) target[name] = wrap(target[name]!);
+  wrapOwn(pool, WRAPPERS);
   return pool;
 }
 
@@ -128,29 +126,21 @@ export function instrumentGenericPool<P extends Pool<unknown>>(pool: P, options?
 export type GenericPoolInstrumentationConfig = InstrumentationConfig;
 
 /** Patches generic-pool's `Pool.prototype` when the module is loaded. */
-export class GenericPoolInstrumentation extends InstrumentationBase<GenericPoolInstrumentationConfig> {
+export class GenericPoolInstrumentation extends WaitgraphInstrumentation<GenericPoolInstrumentationConfig> {
   constructor(config: GenericPoolInstrumentationConfig = {}) {
-    super('waitgraph-instrumentation-generic-pool', SCOPE_VERSION, config);
+    super('generic-pool', config);
   }
 
   protected init() {
+    type Module = { Pool: { prototype: object } };
     return new InstrumentationNodeModuleDefinition(
       'generic-pool',
       GENERIC_POOL_VERSIONS,
-      (exports: { Pool: { prototype: Record<string, AnyFn> } }) => {
-        const proto = exports.Pool.prototype;
-        for (const [name, wrap] of Object.entries(WRAPPERS)) {
-          if (isWrapped(proto[name])) this._unwrap(proto, name);
-          this._wrap(proto, name, wrap);
-        }
+      (exports: Module) => {
+        this.wrapMethods(exports.Pool.prototype, WRAPPERS);
         return exports;
       },
-      (exports?: { Pool: { prototype: Record<string, AnyFn> } }) => {
-        if (exports === undefined) return;
-        for (const name of Object.keys(WRAPPERS)) {
-          if (isWrapped(exports.Pool.prototype[name])) this._unwrap(exports.Pool.prototype, name);
-        }
-      },
+      (exports?: Module) => this.unwrapMethods(exports?.Pool.prototype, Object.keys(WRAPPERS)),
     );
   }
 }

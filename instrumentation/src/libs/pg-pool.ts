@@ -11,21 +11,20 @@
  * Both the promise and the callback form of `connect` are kept as they are.
  */
 import type { Pool as PgPool, PoolClient, PoolConfig } from 'pg';
-import { InstrumentationBase, InstrumentationNodeModuleDefinition, isWrapped } from '@opentelemetry/instrumentation';
+import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import type { Span } from '@opentelemetry/api';
 import { Type, type Static } from '@sinclair/typebox';
 import { poolEvents } from '../core/event-sets.js';
 import { checkOptions } from '../core/options.js';
-import { recordingSpan, SCOPE_VERSION, swallow } from '../core/recorder.js';
+import { recordingSpan, swallow } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
+import { WaitgraphInstrumentation, wrapOwn, type AnyFn } from './patching.js';
 import { nesting, Trackers, unnested, type Tracker, type Wait } from './tracker.js';
 
 /** The pg-pool versions this instrumentation supports. */
 export const PG_POOL_VERSIONS = ['>=3.0.0 <4'];
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyFn = (this: any, ...args: any) => any;
 type ConnectCallback = (err: Error | undefined, client: PoolClient | undefined, done: PoolClient["release"]) => void;
 /** The parts of a pg Pool this module reads. */
 type AnyPgPool = PgPool & { options: PoolConfig & { max: number } };
@@ -130,8 +129,7 @@ export function instrumentPgPool<P extends PgPool>(pool: P, options?: PgPoolOpti
   const o = checkOptions(PgPoolOptionsSchema, options, 'instrumentPgPool');
   const p = pool as unknown as AnyPgPool;
   trackers.set(pool, poolEvents(o.name ?? pgPoolName(p.options), p.options.max));
-  const target = pool as unknown as { connect: AnyFn };
-  target.connect = wrapConnect(target.connect);
+  wrapOwn(pool, { connect: wrapConnect });
   return pool;
 }
 
@@ -139,23 +137,21 @@ export function instrumentPgPool<P extends PgPool>(pool: P, options?: PgPoolOpti
 export type PgPoolInstrumentationConfig = InstrumentationConfig;
 
 /** Patches pg-pool's `Pool.prototype.connect` when the module is loaded. */
-export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumentationConfig> {
+export class PgPoolInstrumentation extends WaitgraphInstrumentation<PgPoolInstrumentationConfig> {
   constructor(config: PgPoolInstrumentationConfig = {}) {
-    super('waitgraph-instrumentation-pg-pool', SCOPE_VERSION, config);
+    super('pg-pool', config);
   }
 
   protected init() {
+    type Module = { prototype: object };
     return new InstrumentationNodeModuleDefinition(
       'pg-pool',
       PG_POOL_VERSIONS,
-      (Pool: { prototype: { connect: AnyFn } }) => {
-        if (isWrapped(Pool.prototype.connect)) this._unwrap(Pool.prototype, 'connect');
-        this._wrap(Pool.prototype, 'connect', wrapConnect);
+      (Pool: Module) => {
+        this.wrapMethods(Pool.prototype, { connect: wrapConnect });
         return Pool;
       },
-      (Pool?: { prototype: { connect: AnyFn } }) => {
-        if (Pool !== undefined && isWrapped(Pool.prototype.connect)) this._unwrap(Pool.prototype, 'connect');
-      },
+      (Pool?: Module) => this.unwrapMethods(Pool?.prototype, ['connect']),
     );
   }
 }
