@@ -1,0 +1,390 @@
+/**
+ * The Kafka source: reads the topics that the OpenTelemetry Collector's kafka exporter writes, in a consumer
+ * group, and hands the decoded messages to the processor batch by batch.
+ *
+ * What the exporter writes (contrib `exporter/kafkaexporter`): traces to `otlp_spans` and logs to
+ * `otlp_logs`, encoded `otlp_proto` (a serialized ExportTraceServiceRequest / ExportLogsServiceRequest, the
+ * default) or `otlp_json`. A message holds anything from one span (recent exporters split a request into one
+ * message per trace or per span) to a whole request. Messages have no key unless `partition_traces_by_id`
+ * (or `partition_logs_by_trace_id`) is set; then the key is the trace id, as 32 lowercase hex characters
+ * (exporters before the franz-go rewrite wrote the 16 raw bytes: both are read).
+ *
+ * Delivery: for each fetched batch (one topic partition), every message is decoded with the caller's
+ * `decode`; the good ones go to `apply` in one call, and only after `apply` resolves (and the poison
+ * messages of the batch are on the dead-letter topic) are the batch's offsets committed. So a crash never
+ * commits an event that was not applied: after a restart it is read again (at-least-once). `apply` is never
+ * called concurrently, and calls for one partition come in offset order.
+ *
+ * Failures: a message `decode` rejects with a `bad-input` error is poison: counted, logged (the first with
+ * a sample, then a summary at most once a minute), copied to the dead-letter topic with the error in its
+ * headers, and skipped. A retriable failure of `apply` or of the broker is retried with backoff, holding the
+ * batch, for as long as it takes. Anything else is a bug: the source stops and `stopped()` rejects with it.
+ */
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
+import { WaitgraphError } from '../errors.js';
+import { brokerError, kafkaClient, retrying, type BackoffOptions, type KafkaClientOptions } from './kafka-client.js';
+import { stderrLogger, type Logger } from './log.js';
+import type { ProcessorMetrics } from './metrics.js';
+
+/** Signals the source reads. */
+export const SIGNALS = ['traces', 'logs'] as const;
+/** A signal: what a topic carries. */
+export type Signal = (typeof SIGNALS)[number];
+
+/** Payload encodings of the Collector's kafka exporter that the source takes. */
+export const PAYLOAD_ENCODINGS = ['otlp_proto', 'otlp_json'] as const;
+/** A payload encoding. */
+export type PayloadEncoding = (typeof PAYLOAD_ENCODINGS)[number];
+
+/** One topic to read, and what is in it. */
+export interface SourceTopic {
+  topic: string;
+  signal: Signal;
+  /** Default `otlp_proto`, as the exporter's. */
+  encoding?: PayloadEncoding;
+}
+
+/** The exporter's default topics: `otlp_spans` and `otlp_logs`, both `otlp_proto`. */
+export const DEFAULT_SOURCE_TOPICS: readonly SourceTopic[] = [
+  { topic: 'otlp_spans', signal: 'traces', encoding: 'otlp_proto' },
+  { topic: 'otlp_logs', signal: 'logs', encoding: 'otlp_proto' },
+];
+
+/** The default dead-letter topic. */
+export const DEFAULT_DEAD_LETTER_TOPIC = 'waitgraph.deadletter';
+
+/** Headers the source adds to a dead-letter copy (the original headers are kept). */
+export const DEAD_LETTER_HEADERS = {
+  ERROR: 'waitgraph.error',
+  ERROR_CODE: 'waitgraph.error.code',
+  TOPIC: 'waitgraph.source.topic',
+  PARTITION: 'waitgraph.source.partition',
+  OFFSET: 'waitgraph.source.offset',
+  TIMESTAMP: 'waitgraph.source.timestamp',
+} as const;
+
+/** One message as the source hands it to `decode`. */
+export interface SourceMessage {
+  topic: string;
+  partition: number;
+  /** The offset, as kafkajs gives it (a decimal string: offsets are 64-bit). */
+  offset: string;
+  /** `topic/partition@offset`: a name for error messages and logs. */
+  name: string;
+  signal: Signal;
+  encoding: PayloadEncoding;
+  key: Buffer | null;
+  /** The trace id named by the key (`partition_traces_by_id`), as 32 lowercase hex characters. */
+  traceId: string | undefined;
+  value: Buffer;
+  headers: IHeaders;
+  /** The record's timestamp, unix ms (the exporter's send time, or the broker's append time). */
+  timestampMs: number;
+}
+
+/** A message and what `decode` made of it. */
+export interface DecodedMessage<T> {
+  message: SourceMessage;
+  value: T;
+}
+
+/** Where a batch comes from. */
+export interface BatchInfo {
+  topic: string;
+  partition: number;
+  /** The partition's high watermark when the batch was fetched. */
+  highWatermark: string;
+}
+
+/** Options of `KafkaSource`. */
+export interface KafkaSourceOptions<T> extends KafkaClientOptions {
+  /** Turns a message into what `apply` takes. Throws a `bad-input` WaitgraphError for poison. Required. */
+  decode: (message: SourceMessage) => T;
+  /** Applies a batch's decoded messages; offsets are committed after it resolves. Required. */
+  apply: (messages: DecodedMessage<T>[], batch: BatchInfo) => Promise<void>;
+  /** Topics to read. Default `DEFAULT_SOURCE_TOPICS`. */
+  topics?: readonly SourceTopic[];
+  /** Consumer group. Default `waitgraph`. */
+  groupId?: string;
+  /** Where a new group starts: at the oldest retained message (true) or at the end (false). Default true. */
+  fromBeginning?: boolean;
+  /** Dead-letter topic; null to only count and log poison. Default `waitgraph.deadletter`. */
+  deadLetterTopic?: string | null;
+  /** Metrics to update (`bad_input_total`, `consumer_lag`). Default none. */
+  metrics?: ProcessorMetrics;
+  /** Logger. Default JSON lines on stderr. */
+  logger?: Logger;
+  /** Backoff of retries of `apply`, dead-letter writes and commits. Default 200 ms doubling to 5 s. */
+  backoff?: BackoffOptions;
+  /** Consumer session timeout, ms. Default 30000. */
+  sessionTimeoutMs?: number;
+  /** Longest a fetch waits for new data, ms: bounds idle latency and shutdown time. Default 250. */
+  maxWaitTimeMs?: number;
+  /** Most bytes fetched per partition and fetch. Default 1048576 (1 MiB). */
+  maxBytesPerPartition?: number;
+}
+
+/** The shortest time between two log lines about poison messages. */
+const POISON_LOG_INTERVAL_MS = 60_000;
+/** Bytes of a poison message shown in its log line. */
+const POISON_SAMPLE_BYTES = 96;
+
+/** A consumer-group source of OTLP messages from Kafka. See the module comment for delivery and failures. */
+export class KafkaSource<T> {
+  private readonly kafka: Kafka;
+  private readonly consumer: Consumer;
+  private producer: Producer | undefined;
+  private readonly topics: Map<string, Required<SourceTopic>>;
+  private readonly decode: KafkaSourceOptions<T>['decode'];
+  private readonly apply: KafkaSourceOptions<T>['apply'];
+  private readonly deadLetterTopic: string | null;
+  private readonly fromBeginning: boolean;
+  private readonly metrics: ProcessorMetrics | undefined;
+  private readonly logger: Logger;
+  private readonly backoff: BackoffOptions | undefined;
+  private readonly abort = new AbortController();
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private shutdownPromise: Promise<void> | undefined;
+  private readonly done: Promise<void>;
+  private settle!: (err?: unknown) => void;
+  private poisonCount = 0;
+  private poisonUnlogged = 0;
+  private lastPoisonLogAt = 0;
+
+  constructor(options: KafkaSourceOptions<T>) {
+    if (typeof options.decode !== 'function' || typeof options.apply !== 'function') {
+      throw new WaitgraphError('bad-config', 'KafkaSource: decode and apply are required');
+    }
+    const topics = options.topics ?? DEFAULT_SOURCE_TOPICS;
+    if (topics.length === 0) throw new WaitgraphError('bad-config', 'KafkaSource: no topics to read');
+    this.topics = new Map();
+    for (const t of topics) {
+      const encoding = t.encoding ?? 'otlp_proto';
+      if (!SIGNALS.includes(t.signal)) throw new WaitgraphError('bad-config', `KafkaSource: topic ${t.topic}: unknown signal ${t.signal}`);
+      if (!PAYLOAD_ENCODINGS.includes(encoding)) {
+        throw new WaitgraphError('bad-config', `KafkaSource: topic ${t.topic}: unknown encoding ${encoding} (takes ${PAYLOAD_ENCODINGS.join(', ')})`);
+      }
+      if (this.topics.has(t.topic)) throw new WaitgraphError('bad-config', `KafkaSource: topic ${t.topic} given twice`);
+      this.topics.set(t.topic, { topic: t.topic, signal: t.signal, encoding });
+    }
+    this.decode = options.decode;
+    this.apply = options.apply;
+    this.deadLetterTopic = options.deadLetterTopic === undefined ? DEFAULT_DEAD_LETTER_TOPIC : options.deadLetterTopic;
+    this.fromBeginning = options.fromBeginning ?? true;
+    this.metrics = options.metrics;
+    this.logger = options.logger ?? stderrLogger;
+    this.backoff = options.backoff;
+    this.kafka = kafkaClient({ ...options, logger: this.logger });
+    this.consumer = this.kafka.consumer({
+      groupId: options.groupId ?? 'waitgraph',
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      maxWaitTimeInMs: options.maxWaitTimeMs ?? 250,
+      maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
+      retry: { initialRetryTime: 200, maxRetryTime: 5000, retries: 8 },
+    });
+    this.done = new Promise<void>((ok, fail) => {
+      this.settle = (err) => (err === undefined ? ok() : fail(err));
+    });
+    // Nobody may be waiting on stopped(); a fatal error is logged in any case.
+    this.done.catch(() => {});
+  }
+
+  /** Connects, joins the group and starts consuming. Resolves once the consumer runs (not once it has joined). */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaSource: start() called when ${this.state}`);
+    this.state = 'running';
+    try {
+      if (this.deadLetterTopic !== null) {
+        this.producer = this.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
+        await this.producer.connect();
+      }
+      this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
+        if (!payload.restart) void this.fail(payload.error);
+      });
+      await this.consumer.connect();
+      await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: this.fromBeginning });
+      await this.consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: (payload) => this.onBatch(payload),
+      });
+    } catch (err) {
+      const e = brokerError('KafkaSource: start', err);
+      await this.shutdown();
+      throw e;
+    }
+  }
+
+  /**
+   * Resolves when the source has been shut down; rejects with the error that stopped it, if a bug (a
+   * non-retriable failure of `apply` or `decode`) or a permanent broker refusal did.
+   */
+  stopped(): Promise<void> {
+    return this.done;
+  }
+
+  /** Messages found to be poison since the start. */
+  get poisonMessages(): number {
+    return this.poisonCount;
+  }
+
+  /**
+   * Stops consuming, after the batch in progress (whose retries are abandoned: its offsets stay
+   * uncommitted), and disconnects. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.close();
+    return this.shutdownPromise;
+  }
+
+  private async close(err?: unknown): Promise<void> {
+    this.state = 'stopping';
+    this.abort.abort();
+    const results = await Promise.allSettled([this.consumer.disconnect(), this.producer?.disconnect()]);
+    this.state = 'stopped';
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) this.logger.warn('KafkaSource: disconnect failed', { error: String(failed.reason) });
+    this.settle(err);
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    this.logger.error('KafkaSource: stopped by a failure it cannot retry', {
+      error: err instanceof Error ? err.message : String(err),
+    });
+    this.shutdownPromise ??= this.close(err);
+    await this.shutdownPromise;
+  }
+
+  private async onBatch(payload: EachBatchPayload): Promise<void> {
+    try {
+      await this.processBatch(payload);
+    } catch (err) {
+      // Retries abandoned by a shutdown end the batch quietly; its offsets stay uncommitted.
+      if (this.abort.signal.aborted) return;
+      throw err;
+    }
+  }
+
+  private async processBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const live = () => isRunning() && !isStale() && !this.abort.signal.aborted;
+    const topic = this.topics.get(batch.topic);
+    if (!topic || batch.messages.length === 0) return;
+    const good: DecodedMessage<T>[] = [];
+    const poison: { message: SourceMessage; error: WaitgraphError }[] = [];
+    for (const raw of batch.messages) {
+      const message = toSourceMessage(topic, batch.partition, raw);
+      try {
+        if (raw.value === null) throw new WaitgraphError('bad-input', `${message.name}: the message has no value (a tombstone)`);
+        good.push({ message, value: this.decode(message) });
+      } catch (err) {
+        // Only input the decoder rejects is poison; any other exception is a bug, and stops the source.
+        if (!(err instanceof WaitgraphError) || err.code !== 'bad-input') throw err;
+        poison.push({ message, error: err });
+      }
+    }
+    const info: BatchInfo = { topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark };
+    const ctl = { signal: this.abort.signal, logger: this.logger, backoff: this.backoff, onWait: heartbeat };
+    if (poison.length > 0) await this.deadLetter(poison, ctl);
+    if (good.length > 0 && live()) await retrying(`KafkaSource: apply ${batch.topic}/${batch.partition}`, () => this.apply(good, info), ctl);
+    // A batch cut short by a rebalance or a shutdown is left uncommitted: its messages are read again.
+    if (!live()) return;
+    const last = batch.lastOffset();
+    resolveOffset(last);
+    const next = (BigInt(last) + 1n).toString();
+    await retrying(
+      `KafkaSource: commit ${batch.topic}/${batch.partition}`,
+      () => this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]),
+      ctl,
+    );
+    this.metrics?.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+  }
+
+  private async deadLetter(
+    poison: { message: SourceMessage; error: WaitgraphError }[],
+    ctl: Parameters<typeof retrying>[2],
+  ): Promise<void> {
+    this.poisonCount += poison.length;
+    this.metrics?.badInput.inc({ reason: 'decode' }, poison.length);
+    this.logPoison(poison[0]!, poison.length);
+    if (!this.producer || this.deadLetterTopic === null) return;
+    const producer = this.producer;
+    const messages = poison.map(({ message, error }) => ({
+      key: message.key,
+      value: message.value,
+      headers: {
+        ...message.headers,
+        [DEAD_LETTER_HEADERS.ERROR]: error.message,
+        [DEAD_LETTER_HEADERS.ERROR_CODE]: error.code,
+        [DEAD_LETTER_HEADERS.TOPIC]: message.topic,
+        [DEAD_LETTER_HEADERS.PARTITION]: String(message.partition),
+        [DEAD_LETTER_HEADERS.OFFSET]: message.offset,
+        [DEAD_LETTER_HEADERS.TIMESTAMP]: String(message.timestampMs),
+      },
+    }));
+    const topic = this.deadLetterTopic;
+    try {
+      await retrying(`KafkaSource: dead-letter to ${topic}`, () => producer.send({ topic, messages, acks: -1 }), ctl);
+    } catch (err) {
+      // A dead-letter topic that refuses the copy for good must not stop the stream: the poison was counted
+      // and logged, which is all the source can still do.
+      if (this.abort.signal.aborted) throw err;
+      this.logger.error(`KafkaSource: could not write ${messages.length} poison message(s) to ${topic}; skipped`, {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  private logPoison(first: { message: SourceMessage; error: WaitgraphError }, count: number): void {
+    const now = Date.now();
+    if (this.lastPoisonLogAt !== 0 && now - this.lastPoisonLogAt < POISON_LOG_INTERVAL_MS) {
+      this.poisonUnlogged += count;
+      return;
+    }
+    const { message, error } = first;
+    this.logger.warn('KafkaSource: poison message skipped', {
+      message: message.name,
+      error: error.message,
+      bytes: message.value.length,
+      sample: message.value.subarray(0, POISON_SAMPLE_BYTES).toString('hex'),
+      deadLetterTopic: this.deadLetterTopic,
+      more: count - 1 + this.poisonUnlogged,
+      total: this.poisonCount,
+    });
+    this.lastPoisonLogAt = now;
+    this.poisonUnlogged = 0;
+  }
+}
+
+function toSourceMessage(topic: Required<SourceTopic>, partition: number, raw: KafkaMessage): SourceMessage {
+  return {
+    topic: topic.topic,
+    partition,
+    offset: raw.offset,
+    name: `${topic.topic}/${partition}@${raw.offset}`,
+    signal: topic.signal,
+    encoding: topic.encoding,
+    key: raw.key,
+    traceId: traceIdFromKey(raw.key),
+    value: raw.value ?? Buffer.alloc(0),
+    headers: raw.headers ?? {},
+    timestampMs: Number(raw.timestamp),
+  };
+}
+
+const HEX32 = /^[0-9a-fA-F]{32}$/;
+
+/**
+ * The trace id a message key names, as 32 lowercase hex characters: the key is either that text (current
+ * exporters) or the 16 raw bytes (older ones). Undefined for any other key, or none.
+ */
+export function traceIdFromKey(key: Buffer | null): string | undefined {
+  if (!key) return undefined;
+  if (key.length === 32) {
+    const text = key.toString('latin1');
+    return HEX32.test(text) ? text.toLowerCase() : undefined;
+  }
+  return key.length === 16 ? key.toString('hex') : undefined;
+}

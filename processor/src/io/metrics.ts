@@ -1,0 +1,107 @@
+/**
+ * The processor's Prometheus metrics, in a registry of their own (never prom-client's global one), so that
+ * several processors or tests in one process do not share counts. The OTLP/HTTP receiver serves the
+ * registry at `/metrics`; the sources and the wiring update the metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Why an input was rejected: the `reason` label of `waitgraph_bad_input_total`. */
+export const BAD_INPUT_REASONS = [
+  /** The payload is not valid OTLP (protobuf or JSON). */
+  'decode',
+  /** The body is over the size limit. */
+  'too_large',
+  /** A Content-Type the receiver does not take. */
+  'unsupported_media_type',
+  /** A Content-Encoding the receiver does not take, or a body that does not inflate. */
+  'bad_encoding',
+] as const;
+/** A reason for rejecting input. */
+export type BadInputReason = (typeof BAD_INPUT_REASONS)[number];
+
+/** Bucket bounds of the detection-latency histogram, in seconds: 1 ms to 10 s. */
+export const DETECTION_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10];
+
+/** Options of `ProcessorMetrics`. */
+export interface ProcessorMetricsOptions {
+  /** Also export prom-client's default process metrics (CPU, memory, event-loop lag). Default true. */
+  processMetrics?: boolean;
+  /** Labels added to every metric, e.g. `{ instance: 'a' }`. Default none. */
+  defaultLabels?: Record<string, string>;
+}
+
+/** The processor's metrics and the registry that holds them. */
+export class ProcessorMetrics {
+  /** The registry to serve; holds only these metrics (and the process metrics, if enabled). */
+  readonly registry = new Registry();
+  /** Spans taken in (after decoding), from every source. */
+  readonly spansReceived: Counter;
+  /** Wait events taken in: span events and log records of the wait-event vocabulary. */
+  readonly waitEventsReceived: Counter;
+  /** Inputs rejected, by reason. One Kafka message or one HTTP request counts once. */
+  readonly badInput: Counter<'reason'>;
+  /** Tasks in the live wait-for graph. */
+  readonly graphTasks: Gauge;
+  /** Edges (waits) in the live wait-for graph. */
+  readonly graphEdges: Gauge;
+  /** Finding changes, by kind (`deadlock`, `potential-deadlock`) and state (`active`, `resolved`). */
+  readonly findings: Counter<'kind' | 'state'>;
+  /** Messages not yet consumed, per topic partition: the high watermark minus the next offset to read. */
+  readonly consumerLag: Gauge<'topic' | 'partition'>;
+  /** Seconds from taking in the input that completed a finding to reporting it. */
+  readonly detectionLatency: Histogram;
+
+  constructor(options: ProcessorMetricsOptions = {}) {
+    const registers = [this.registry];
+    if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.spansReceived = new Counter({
+      name: 'waitgraph_spans_received_total',
+      help: 'Spans taken in, after decoding, from every source.',
+      registers,
+    });
+    this.waitEventsReceived = new Counter({
+      name: 'waitgraph_wait_events_received_total',
+      help: 'Wait events taken in, as span events or log records.',
+      registers,
+    });
+    this.badInput = new Counter({
+      name: 'waitgraph_bad_input_total',
+      help: 'Inputs rejected (Kafka messages or HTTP requests), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.graphTasks = new Gauge({ name: 'waitgraph_graph_tasks', help: 'Tasks in the live wait-for graph.', registers });
+    this.graphEdges = new Gauge({ name: 'waitgraph_graph_edges', help: 'Wait edges in the live wait-for graph.', registers });
+    this.findings = new Counter({
+      name: 'waitgraph_findings_total',
+      help: 'Finding changes reported, by kind and state.',
+      labelNames: ['kind', 'state'],
+      registers,
+    });
+    this.consumerLag = new Gauge({
+      name: 'waitgraph_consumer_lag',
+      help: 'Messages not yet consumed, per topic partition.',
+      labelNames: ['topic', 'partition'],
+      registers,
+    });
+    this.detectionLatency = new Histogram({
+      name: 'waitgraph_detection_latency_seconds',
+      help: 'Seconds from taking in the input that completed a finding to reporting the finding.',
+      buckets: DETECTION_LATENCY_BUCKETS,
+      registers,
+    });
+    // Every reason shows from the start, at 0, so a rate() over it never starts from a missing series.
+    for (const reason of BAD_INPUT_REASONS) this.badInput.inc({ reason }, 0);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The Content-Type of `text()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
