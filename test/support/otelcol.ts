@@ -58,7 +58,8 @@ export function ensureCollector(options: EnsureCollectorOptions = {}): Promise<T
 }
 
 async function start(instance: string, kafkaBootstrap: string | undefined): Promise<TestCollector> {
-  const jaeger = await ensureJaeger();
+  // The Collector's build (a no-op when cached; serialized by a lock across workers) overlaps Jaeger's.
+  const [jaeger] = await Promise.all([ensureJaeger(), runScript('otelcol.sh', 'build', {})]);
   const state = await sharedServer<CollectorState>(instance, async () => {
     const [grpcPort, httpPort] = await freePorts(2);
     await runScript('otelcol.sh', 'start', {
