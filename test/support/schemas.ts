@@ -2,12 +2,13 @@
  * JSON Schema validators over the committed schema files (not the TypeScript source), so tests check
  * what users and other languages see.
  */
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import { Ajv, type ValidateFunction } from 'ajv';
+import formats from 'ajv-formats';
 import { readFileSync } from 'node:fs';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
-addFormats(ajv);
+// ajv-formats is CommonJS: under NodeNext its default import is the module object.
+(formats as unknown as { default: (a: Ajv) => void }).default(ajv);
 
 function read(file: string): object {
   return JSON.parse(readFileSync(new URL(`../../schemas/${file}`, import.meta.url), 'utf8'));

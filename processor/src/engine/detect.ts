@@ -192,27 +192,25 @@ function stronglyConnected(nodes: TaskNode[], reqs: Map<TaskNode, Req[]>): TaskN
 }
 
 /**
- * The victims of a core: tasks outside it that are provably stuck behind it, found by walking waiters
- * backwards from the core. A waiter counts when one of its requirements cannot be met: an `all` one with
- * a stuck target, or an `any` one whose targets are all stuck.
+ * The victims of a core: tasks outside it that can never go on, and wait on it directly or through
+ * others. Every task upstream of the core is collected through the reverse edges (up to `limit`), then
+ * one detection over them decides which are stuck; that is exact, where deciding each waiter as it is
+ * met would miss one whose other options are found stuck only later.
  */
-export function victimsOf(g: GraphStore, core: Core, t: number, limit = 10_000): TaskNode[] {
-  const stuck = new Set<TaskNode>(core.tasks);
-  const victims: TaskNode[] = [];
+export function victimsOf(g: GraphStore, core: Core, t: number, limit = 100_000): TaskNode[] {
+  const inCore = new Set<TaskNode>(core.tasks);
+  const up = new Set<TaskNode>(core.tasks);
   const queue = [...core.tasks];
-  const seen = new Set<TaskNode>(core.tasks);
-  for (let i = 0; i < queue.length && victims.length < limit; i++) {
+  for (let i = 0; i < queue.length && up.size < limit; i++) {
     for (const w of waitersOf(g, queue[i], t)) {
-      if (seen.has(w)) continue;
-      seen.add(w);
-      const blocked = requirements(g, w, t).some((r) =>
-        r.all ? r.targets.some((x) => stuck.has(x)) : r.targets.every((x) => stuck.has(x)),
-      );
-      if (!blocked) continue;
-      stuck.add(w);
-      victims.push(w);
+      if (up.has(w)) continue;
+      up.add(w);
       queue.push(w);
     }
   }
+  if (up.size === inCore.size) return [];
+  const { deadlocked } = detect(g, up, t);
+  const victims: TaskNode[] = [];
+  for (const x of up) if (!inCore.has(x) && deadlocked.has(x)) victims.push(x);
   return victims.sort(byTaskKey);
 }

@@ -307,8 +307,8 @@ export class Detector {
 
   /** A pair of tasks that took `x` then `y`, and `y` then `x`, in modes that conflict, with no common gate. */
   private inversion(x: string, y: string): [OrderEdge, OrderEdge] | undefined {
-    const xy = this.store.orders.get(x, y);
-    const yx = this.store.orders.get(y, x);
+    const xy = this.store.orderEdges(x, y);
+    const yx = [...this.store.orderEdges(y, x)];
     for (const a of xy) {
       for (const b of yx) {
         if (a.task === b.task) continue;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Finding, FindingTask, Hold, Link, TaskRef, Wait } from '../../../schemas/index.js';
 import type { Core } from './detect.js';
-import { activeAt, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { activeAt, byTaskKey, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
 import { ownerAt, type Req } from './requirements.js';
 
 /** Options of the finding builder. */
@@ -122,17 +122,13 @@ function walkOrder(core: Core): TaskNode[] {
   return out;
 }
 
-/** The fingerprint of a deadlock core: its shape (services, waits and resources), not its task or trace ids. */
+/**
+ * The fingerprint of a deadlock core: its tasks (service instance and task id) and resources. The same
+ * deadlock seen again (replayed, re-read after a restart, in another order) gets the same one; two
+ * deadlocks of the same shape among different tasks get different ones.
+ */
 export function coreFingerprint(core: Core): string {
-  const lines = new Set<string>();
-  for (const [task, reqs] of core.reqs) {
-    for (const r of reqs) {
-      const w = r.wait;
-      const what = w ? `${w.kind}:${w.res}:${w.mode}` : `child:${r.child!.task.service}:${r.child!.name}`;
-      lines.add(`${task.service}|${what}|${[...new Set(r.targets.map((x) => x.service))].sort().join(',')}`);
-    }
-  }
-  return hash(['deadlock', ...[...lines].sort()]);
+  return hash(['deadlock', ...core.tasks.map(taskKey).sort(), '', ...coreResources(core)]);
 }
 
 /** Resources on the core's edges. */
@@ -165,6 +161,21 @@ class LinkSet {
   }
 }
 
+/** The core with each requirement's targets in task-key order, so the finding reads the same whatever the input order. */
+function sortedCore(core: Core): Core {
+  const reqs = new Map<TaskNode, Req[]>();
+  for (const [task, list] of core.reqs) {
+    reqs.set(
+      task,
+      list.map((r) => {
+        const idx = r.targets.map((_, i) => i).sort((a, b) => byTaskKey(r.targets[a], r.targets[b]));
+        return { ...r, targets: idx.map((i) => r.targets[i]), since: idx.map((i) => r.since[i]) };
+      }),
+    );
+  }
+  return { tasks: core.tasks, reqs };
+}
+
 /** What the finding builder needs to know beyond the core. */
 export interface DeadlockContext {
   state: 'active' | 'resolved';
@@ -176,7 +187,8 @@ export interface DeadlockContext {
 }
 
 /** Builds the finding for one deadlock core. */
-export function deadlockFinding(core: Core, ctx: DeadlockContext, opts: FindingOptions): Finding {
+export function deadlockFinding(unsorted: Core, ctx: DeadlockContext, opts: FindingOptions): Finding {
+  const core = sortedCore(unsorted);
   const order = walkOrder(core);
   const links = new LinkSet(opts.jaegerUrl);
   const tasks: FindingTask[] = [];

@@ -151,6 +151,8 @@ export interface TaskNode {
   /** Holds handed over to this task by ended span-tasks below it. */
   inherited: HoldIv[];
   issues: IssueIv[];
+  /** Lock-order edges: locks this task took while holding others. */
+  orders: OrderEdge[];
   /** cert.ready events of this task (they end every wait for the cert, in any task). */
   readies: { cert: string; time: number }[] | undefined;
   /** lock.release events that matched no hold of this task: they may end an inherited hold. */

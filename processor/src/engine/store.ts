@@ -30,7 +30,7 @@ export interface Touched {
   tasks: Set<TaskNode>;
   /** Waits ended by a timeout: seeds for finding deadlocks that timeouts broke. */
   timeouts: WaitIv[];
-  /** Lock pairs whose order history grew. */
+  /** Lock pairs whose order edges changed. */
   orderPairs: Set<string>;
 }
 
@@ -65,38 +65,6 @@ class MultiIndex<T extends object> {
 }
 
 const EMPTY: readonly never[] = Object.freeze([]);
-
-/**
- * A bounded, append-only history of lock orders: for each ordered pair, a few witnesses from distinct
- * tasks. Past `maxPairs` pairs, the oldest pairs are forgotten (as lockdep's tables are bounded).
- */
-export class OrderHistory {
-  private readonly pairs = new Map<string, OrderEdge[]>();
-  constructor(private readonly maxPairs: number) {}
-  /** Records an edge; returns whether it was new. */
-  add(e: OrderEdge): boolean {
-    const key = e.first + '\0' + e.then;
-    let list = this.pairs.get(key);
-    if (!list) {
-      if (this.pairs.size >= this.maxPairs) this.evict();
-      this.pairs.set(key, (list = []));
-    }
-    if (list.length >= 4 || list.some((x) => x.task === e.task)) return false;
-    list.push(e);
-    return true;
-  }
-  get(first: string, then: string): readonly OrderEdge[] {
-    return this.pairs.get(first + '\0' + then) ?? EMPTY;
-  }
-  /** Forgets the oldest tenth in one pass (one at a time, a Map's leading holes make each eviction slower). */
-  private evict(): void {
-    let n = Math.max(1, Math.floor(this.maxPairs / 10));
-    for (const k of this.pairs.keys()) {
-      this.pairs.delete(k);
-      if (--n === 0) break;
-    }
-  }
-}
 
 /**
  * Spans by id. Span ids are random 64-bit values, so the span id alone keys them; the rare span whose id
@@ -183,8 +151,8 @@ export class GraphStore {
   readonly certReady = new MultiIndex<{ time: number }>();
   /** task waits by each id in their task.wait.on list (a task id of their instance, or a span id). */
   readonly taskWaits = new MultiIndex<WaitIv>();
-  /** Lock-order history. */
-  readonly orders: OrderHistory;
+  /** Lock-order edges by `first \0 then`, derived afresh with each task's events. */
+  private readonly orderIndex = new MultiIndex<OrderEdge>();
   /** Holds handed over, by the key of the span they rest at (or wait for, while it is unknown). */
   readonly handovers = new MultiIndex<HoldIv>();
 
@@ -192,9 +160,13 @@ export class GraphStore {
   private readonly proxyServices: ReadonlySet<string>;
   private readonly strings = new Interner();
 
-  constructor(proxyServices: readonly string[] = [], maxOrderPairs = 50_000) {
+  constructor(proxyServices: readonly string[] = []) {
     this.proxyServices = new Set(proxyServices);
-    this.orders = new OrderHistory(maxOrderPairs);
+  }
+
+  /** The tasks' edges that took `first`, then `then` while holding it. */
+  orderEdges(first: string, then: string): Iterable<OrderEdge> {
+    return this.orderIndex.get(first + '\0' + then);
   }
 
   /** Adds one span version. Returns false when an equal or newer version was already kept. */
@@ -358,6 +330,7 @@ export class GraphStore {
         inherited: EMPTY as unknown as HoldIv[],
         issues: EMPTY as unknown as IssueIv[],
         readies: undefined,
+        orders: EMPTY as unknown as OrderEdge[],
         orphanReleases: EMPTY as unknown as { lock: string; time: number }[],
       };
       byId.set(taskId, t);
@@ -457,7 +430,6 @@ export class GraphStore {
           const id = str(a[ATTR.LOCK_ID]);
           if (id === undefined || openWait(waits, 'lock', id)) break;
           const mode = lockMode(a[ATTR.LOCK_MODE]);
-          recordOrder(task, holds, orders, e, id, mode);
           waits.push(wait(task, 'lock', id, mode, str(a[ATTR.LOCK_KIND]), 0, undefined, e));
           break;
         }
@@ -467,7 +439,9 @@ export class GraphStore {
           const w = openWait(waits, 'lock', id);
           if (w) close(w, e);
           const mode = lockMode(a[ATTR.LOCK_MODE]);
-          if (!w) recordOrder(task, holds, orders, e, id, mode);
+          // Lock-order edges come from acquisitions: a wait that closes a cycle is a deadlock, reported
+          // as one, and a wait that ends in an acquire records its edge then.
+          recordOrder(task, holds, orders, e, id, mode);
           const h = holds.find((x) => x.end === OPEN && x.kind === 'lock' && x.res === id);
           if (h) {
             // A re-entrant acquire, or an upgrade from shared: one hold, in the stronger mode.
@@ -596,9 +570,7 @@ export class GraphStore {
     task.holds = holds.length ? holds.slice() : (EMPTY as unknown as HoldIv[]);
     task.issues = issues.length ? issues.slice() : (EMPTY as unknown as IssueIv[]);
     task.orphanReleases = orphans.length ? orphans.slice() : (EMPTY as unknown as { lock: string; time: number }[]);
-    for (const o of orders) {
-      if (this.orders.add(o)) touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
-    }
+    task.orders = orders.length ? orders : (EMPTY as unknown as OrderEdge[]);
     this.index(task, touched);
   }
 
@@ -614,6 +586,7 @@ export class GraphStore {
       if (h.handover) this.dropHandover(h);
     }
     for (const i of task.issues) this.certIssues.delete(i.cert, i);
+    for (const o of task.orders) this.orderIndex.delete(o.first + '\0' + o.then, o);
     for (const r of task.readies ?? EMPTY) this.certReady.delete(r.cert, r);
     task.readies = undefined;
   }
@@ -631,6 +604,10 @@ export class GraphStore {
       if (h.handover) this.placeHandover(h, touched);
     }
     for (const i of task.issues) this.certIssues.add(i.cert, i);
+    for (const o of task.orders) {
+      this.orderIndex.add(o.first + '\0' + o.then, o);
+      touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
+    }
     for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
   }
 

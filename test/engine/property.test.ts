@@ -1,0 +1,133 @@
+/**
+ * Property-based tests: random wait and hold histories on small graphs, checked against the brute-force
+ * reference (test/support/reference.ts). Each history becomes spans (one open span per task, with noise:
+ * locks taken and released, waits that timed out, stale snapshots, duplicates, any order).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Detector } from '../../processor/src/engine/index.js';
+import type { SpanRecord } from '../../processor/src/model/span.js';
+import { referenceDeadlocked, type RefHold, type RefTask, type RefWait } from '../support/reference.js';
+import { lock, pool, span, type Ev } from '../support/span-factory.js';
+
+const LOCKS = ['A', 'B', 'C'];
+const POOLS = ['P'];
+
+const modeArb = fc.constantFrom<'exclusive' | 'shared'>('exclusive', 'shared');
+const holdArb: fc.Arbitrary<RefHold> = fc.oneof(
+  fc.record({ kind: fc.constant<'lock'>('lock'), res: fc.constantFrom(...LOCKS), mode: modeArb }),
+  fc.record({ kind: fc.constant<'pool'>('pool'), res: fc.constantFrom(...POOLS), mode: fc.constant<'exclusive'>('exclusive') }),
+);
+
+function tasksArb(n: number): fc.Arbitrary<RefTask[]> {
+  const ids = Array.from({ length: n }, (_, i) => `t${i}`);
+  const waitArb: fc.Arbitrary<RefWait> = fc.oneof(
+    fc.record({ kind: fc.constant<'lock'>('lock'), res: fc.constantFrom(...LOCKS), mode: modeArb }),
+    fc.record({ kind: fc.constant<'pool'>('pool'), res: fc.constantFrom(...POOLS) }),
+    fc.record({
+      kind: fc.constant<'task'>('task'),
+      on: fc.uniqueArray(fc.constantFrom(...ids), { minLength: 1, maxLength: 2 }),
+      mode: fc.constantFrom<'all' | 'any'>('all', 'any'),
+    }),
+  );
+  return fc.tuple(
+    ...ids.map((id) =>
+      fc.record({
+        id: fc.constant(id),
+        // A task holds each lock at most once (a second acquire of a held lock is a re-entry).
+        holds: fc.uniqueArray(holdArb, { maxLength: 3, selector: (h) => (h.kind === 'lock' ? h.res : Math.random()) }),
+        wait: fc.option(waitArb, { nil: undefined }),
+      }),
+    ),
+  );
+}
+
+/** A pool never lends more units than it has: states where it would are not states a system can be in. */
+function consistent(tasks: RefTask[], size: number): boolean {
+  let units = 0;
+  for (const t of tasks) for (const h of t.holds) if (h.kind === 'pool') units++;
+  return units <= size;
+}
+
+/** The spans of a final state, with history noise that must change nothing. */
+function toSpans(tasks: RefTask[], sizes: Record<string, number>, noise: boolean): SpanRecord[] {
+  const out: SpanRecord[] = [];
+  for (const t of tasks) {
+    const events: Ev[] = [];
+    let ms = 0;
+    if (noise) {
+      // Taken and released before: a released lock.
+      events.push([ms++, 'lock.acquire', lock('Z')], [ms++, 'lock.release', lock('Z')]);
+      // Waited and gave up.
+      events.push([ms++, 'lock.wait', lock('A')], [ms++, 'lock.timeout', lock('A')]);
+    }
+    for (const h of t.holds) {
+      events.push(h.kind === 'lock' ? [ms++, 'lock.acquire', lock(h.res, h.mode)] : [ms++, 'pool.checkout', pool(h.res, sizes[h.res])]);
+    }
+    const w = t.wait;
+    if (w?.kind === 'lock') events.push([ms++, 'lock.wait', lock(w.res, w.mode)]);
+    if (w?.kind === 'pool') events.push([ms++, 'pool.wait', pool(w.res, sizes[w.res])]);
+    if (w?.kind === 'task') events.push([ms++, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]);
+    const full = span({ service: 'svc', name: t.id, trace: t.id, attrs: { 'task.id': t.id }, events });
+    out.push(full);
+    if (noise && events.length > 1) {
+      // A stale earlier snapshot of the same span.
+      out.push({ ...full, events: full.events.slice(0, events.length - 1) });
+    }
+  }
+  return out;
+}
+
+function engineDeadlocked(spans: SpanRecord[]): { stuck: Set<string>; cores: string[][] } {
+  const d = new Detector({ maxVictims: 1000 });
+  d.addSpans(spans);
+  d.detect();
+  const stuck = new Set<string>();
+  const cores: string[][] = [];
+  for (const f of d.findings()) {
+    if (f.kind !== 'deadlock' || f.state !== 'active') continue;
+    cores.push(f.tasks.map((t) => t.taskId));
+    for (const t of f.tasks) stuck.add(t.taskId);
+    for (const v of f.victims!.tasks) stuck.add(v.taskId);
+  }
+  return { stuck, cores };
+}
+
+const sorted = (s: Set<string>) => [...s].sort();
+
+describe('the engine against a brute-force reference', () => {
+  it('finds exactly the tasks that can never finish', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }).chain(tasksArb), fc.integer({ min: 1, max: 3 }), (tasks, size) => {
+        fc.pre(consistent(tasks, size));
+        const sizes = { P: size };
+        const expected = referenceDeadlocked(tasks, sizes);
+        const { stuck, cores } = engineDeadlocked(toSpans(tasks, sizes, false));
+        expect(sorted(stuck)).toEqual(sorted(expected));
+        // Each core is stuck by itself: non-empty, and all of it deadlocked.
+        for (const c of cores) {
+          expect(c.length).toBeGreaterThan(0);
+          for (const id of c) expect(expected.has(id)).toBe(true);
+        }
+        // A deadlock has a core.
+        if (expected.size > 0) expect(cores.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 600, seed: 20261121 },
+    );
+  });
+
+  it('gives the same answer with released locks, timed-out waits, stale snapshots, duplicates and any order', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }).chain(tasksArb), fc.integer({ min: 1, max: 3 }), fc.integer(), (tasks, size, seed) => {
+        fc.pre(consistent(tasks, size));
+        const sizes = { P: size };
+        const clean = engineDeadlocked(toSpans(tasks, sizes, false));
+        const noisy = toSpans(tasks, sizes, true);
+        const shuffled = fc.sample(fc.shuffledSubarray([...noisy, ...noisy], { minLength: noisy.length * 2 }), { seed, numRuns: 1 })[0];
+        expect(sorted(engineDeadlocked(shuffled).stuck)).toEqual(sorted(clean.stuck));
+      }),
+      { numRuns: 300, seed: 7 },
+    );
+  });
+});
+
