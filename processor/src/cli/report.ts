@@ -29,6 +29,11 @@ function heading(f: Finding, st: Style): string {
   return word + st.dim(`  ${f.fingerprint}`);
 }
 
+/** The service of a task key (`service[/instance]\u0001taskId`). */
+function calleeOf(key: string | undefined): string {
+  return key === undefined ? 'another task' : key.split('\u0001')[0].split('/')[0];
+}
+
 /**
  * The cycle as a picture: each core task in a box-free ring, with what it waits on, the arrow closing
  * back to the first.
@@ -46,7 +51,7 @@ export function ring(f: Finding): string[] {
     const what = !w
       ? ''
       : w.kind === 'child'
-        ? 'waits for its call/child span'
+        ? `waits for its call into ${calleeOf(w.on?.[0])}`
         : w.kind === 'task'
           ? `waits for ${w.mode ?? 'all'} of ${w.on?.length ?? 0} task(s)`
           : `waits for ${w.kind}${w.resource ? ` "${w.resource}"` : ''}`;
