@@ -35,3 +35,7 @@ export { GENERIC_POOL_VERSIONS, GenericPoolInstrumentation, GenericPoolOptionsSc
 export type { GenericPoolInstrumentationConfig, GenericPoolOptions } from './src/libs/generic-pool.js';
 export { instrumentPgPool, PG_POOL_VERSIONS, PgPoolInstrumentation, PgPoolOptionsSchema, pgPoolName } from './src/libs/pg-pool.js';
 export type { PgPoolInstrumentationConfig, PgPoolOptions } from './src/libs/pg-pool.js';
+export { isAbandonment, RpcWait, RpcWaitOptionsSchema } from './src/rpc/rpc-wait.js';
+export type { RpcTarget, RpcWaitOptions } from './src/rpc/rpc-wait.js';
+export { waitgraphHttpConfig } from './src/rpc/http.js';
+export { waitgraphUndiciConfig } from './src/rpc/undici.js';
