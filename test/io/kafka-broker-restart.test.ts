@@ -81,4 +81,50 @@ describe('Kafka adapters and a broker restart', () => {
     const published = await readTopic(kafka, alerts, total, 60_000);
     expect(new Set(published.map((m) => m.key)).size).toBe(total);
   });
+
+  it('a source and a sink started while the broker is down wait for it, then work', { timeout: 120_000 }, async () => {
+    const broker = await ensureKafka({ name: 'io-restart' });
+    const kafka = testKafkaClient(broker.brokers);
+    const topic = uniqueTopic('otlp_spans');
+    const alerts = uniqueTopic('waitgraph.alerts');
+    await broker.createTopic(topic);
+    await broker.createTopic(alerts);
+    await broker.stop();
+
+    const backoff = { initialMs: 100, maxMs: 500 };
+    const sink = new KafkaAlertSink({ brokers: broker.brokers, topic: alerts, logger: silentLogger, backoff });
+    stops.push(() => sink.shutdown());
+    const applied: string[] = [];
+    const source = new KafkaSource<DecodedBatch>({
+      brokers: broker.brokers,
+      topics: [{ topic, signal: 'traces' }],
+      groupId: uniqueTopic('group'),
+      logger: silentLogger,
+      maxWaitTimeMs: 100,
+      backoff,
+      decode: decodeMessage,
+      apply: async (messages) => {
+        const names = messages.flatMap((m) => m.value.spans.map((s) => s.name));
+        await sink.publish(names.map((n) => ({ change: 'opened', finding: deadlock(fingerprint(Number(n.split(' ')[1])), 'active') })));
+        applied.push(...names);
+      },
+    });
+    stops.push(() => source.shutdown());
+    let started = 0;
+    const starting = Promise.all([source.start(), sink.start()]).then(() => void started++);
+    await new Promise((ok) => setTimeout(ok, 2000));
+    expect(started).toBe(0);
+    expect(source.status).toBe('starting');
+
+    await broker.restart();
+    await starting;
+    expect(source.status).toBe('running');
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    await producer.send({ topic, messages: [{ value: Buffer.from(tracesProto(await makeSpans(3))) }] });
+    await waitFor('the spans applied', () => applied.length === 3);
+    const published = await readTopic(kafka, alerts, 3);
+    expect(published.map((m) => m.key).sort()).toEqual([0, 1, 2].map(fingerprint));
+  });
 });

@@ -202,8 +202,10 @@ describe('Kafka source', () => {
     });
     await failing.start();
     await waitFor('several attempts', () => attempts >= 3);
+    expect(failing.status).toBe('running');
     await failing.shutdown();
     await expect(failing.stopped()).resolves.toBeUndefined();
+    expect(failing.status).toBe('stopped');
     expect((await committedOffsets(kafka, groupId, topic))[0]).toBe('-1');
 
     // The next member of the group gets the same messages: nothing was lost.
@@ -234,7 +236,30 @@ describe('Kafka source', () => {
     });
     await source.start();
     await expect(source.stopped()).rejects.toThrow('task table out of step with the graph');
+    expect(source.status).toBe('failed');
     expect((await committedOffsets(kafka, groupId, topic))[0]).toBe('-1');
+  });
+
+  it('shuts down within its grace period even when apply never settles', async () => {
+    const topic = uniqueTopic('otlp_spans');
+    await broker.createTopic(topic);
+    await producer.send({ topic, messages: [{ value: Buffer.from(tracesProto(await makeSpans(1))) }] });
+    let called = false;
+    const source = startSource<DecodedBatch>({
+      topics: [{ topic, signal: 'traces' }],
+      groupId: uniqueTopic('group'),
+      decode: decodeMessage,
+      apply: () => {
+        called = true;
+        return new Promise<void>(() => {});
+      },
+    });
+    await source.start();
+    await waitFor('apply called', () => called);
+    const t0 = Date.now();
+    await source.shutdown(500);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(source.status).toBe('stopped');
   });
 
   it('rejects bad options at construction', () => {

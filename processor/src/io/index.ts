@@ -5,7 +5,7 @@
  */
 export { ALERT_HEADERS, DEFAULT_ALERT_TOPIC, FINDING_CHANGES, KafkaAlertSink } from './kafka-alert-sink.js';
 export type { AlertChange, FindingChangeKind, KafkaAlertSinkOptions } from './kafka-alert-sink.js';
-export { brokerError, isKafkaJsError, kafkaClient, retrying, sleep } from './kafka-client.js';
+export { brokerError, IDEMPOTENT_PRODUCER_RETRY, isKafkaJsError, kafkaClient, retrying, sleep } from './kafka-client.js';
 export type { BackoffOptions, KafkaClientOptions, RetryControl } from './kafka-client.js';
 export {
   DEAD_LETTER_HEADERS,
@@ -16,7 +16,16 @@ export {
   SIGNALS,
   traceIdFromKey,
 } from './kafka-source.js';
-export type { BatchInfo, DecodedMessage, KafkaSourceOptions, PayloadEncoding, Signal, SourceMessage, SourceTopic } from './kafka-source.js';
+export type {
+  BatchInfo,
+  DecodedMessage,
+  KafkaSourceOptions,
+  PayloadEncoding,
+  Signal,
+  SourceMessage,
+  SourceStatus,
+  SourceTopic,
+} from './kafka-source.js';
 export { kafkajsLogCreator, silentLogger, stderrLogger } from './log.js';
 export type { LogFields, Logger } from './log.js';
 export { BAD_INPUT_REASONS, DETECTION_LATENCY_BUCKETS, ProcessorMetrics } from './metrics.js';

@@ -3,15 +3,15 @@
  * topic, keyed by the finding's fingerprint, so every change of one finding lands on one partition, in
  * order, and a compacted topic keeps each finding's latest state.
  *
- * The producer is idempotent (acks from all in-sync replicas, no duplicates from its own retries). `publish`
- * resolves only once the broker has the messages, and retries through broker outages with backoff for as
- * long as it takes: an alert is never dropped while the sink runs. Keeping a restart from announcing the
+ * The producer is idempotent (acks from all in-sync replicas, no duplicates from its own retries, which go
+ * on through a broker outage for as long as it lasts). `publish` resolves only once the broker has the
+ * messages: an alert is never dropped while the sink runs. Keeping a restart from announcing the
  * same deadlock twice is the caller's part (it decides which changes to publish).
  */
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Finding } from '../../../schemas/index.js';
 import { WaitgraphError } from '../errors.js';
-import { brokerError, kafkaClient, retrying, type BackoffOptions, type KafkaClientOptions } from './kafka-client.js';
+import { brokerError, IDEMPOTENT_PRODUCER_RETRY, kafkaClient, retrying, type BackoffOptions, type KafkaClientOptions } from './kafka-client.js';
 import { stderrLogger, type Logger } from './log.js';
 
 /** The default alert topic. */
@@ -77,6 +77,7 @@ export class KafkaAlertSink {
     this.producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
+      retry: IDEMPOTENT_PRODUCER_RETRY,
       // The Java client's partitioner: the same fingerprint goes to the same partition from any client.
       createPartitioner: Partitioners.DefaultPartitioner,
     });
@@ -129,15 +130,15 @@ export class KafkaAlertSink {
   }
 
   /**
-   * Waits for publishes in progress (up to `graceMs`, default 10 s; then abandons their retries), and
-   * disconnects. Idempotent.
+   * Waits for publishes in progress, up to `graceMs` (default 10 s), then disconnects. A publish still
+   * waiting for an unreachable broker after that is abandoned: it may reject or never settle, so a caller
+   * that shuts down while the broker is away must not wait on it without a deadline. Idempotent.
    */
   shutdown(graceMs = 10_000): Promise<void> {
     this.shutdownPromise ??= (async () => {
       const grace = new Promise<void>((ok) => setTimeout(ok, graceMs).unref());
       await Promise.race([this.forceFlush(), grace]);
       this.abort.abort();
-      await this.forceFlush();
       await this.producer.disconnect().catch((err: unknown) => {
         this.logger.warn('KafkaAlertSink: disconnect failed', { error: String(err) });
       });

@@ -27,6 +27,13 @@ export interface BackoffOptions {
   maxMs?: number;
 }
 
+/**
+ * Retries of an idempotent producer: kafkajs resends a failed batch with its original sequence numbers, so
+ * the broker drops the copies that did land; it keeps doing so through an outage instead of giving up and
+ * leaving a resend (new sequence numbers, a possible duplicate) to its caller.
+ */
+export const IDEMPOTENT_PRODUCER_RETRY = { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 };
+
 /** Returns the given kafkajs client, or a new one for `brokers`. */
 export function kafkaClient(options: KafkaClientOptions): Kafka {
   if (options.kafka) return options.kafka;

@@ -23,7 +23,7 @@
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { Partitioners } from 'kafkajs';
 import { WaitgraphError } from '../errors.js';
-import { brokerError, kafkaClient, retrying, type BackoffOptions, type KafkaClientOptions } from './kafka-client.js';
+import { brokerError, IDEMPOTENT_PRODUCER_RETRY, kafkaClient, retrying, type BackoffOptions, type KafkaClientOptions } from './kafka-client.js';
 import { stderrLogger, type Logger } from './log.js';
 import type { ProcessorMetrics } from './metrics.js';
 
@@ -82,6 +82,9 @@ export interface SourceMessage {
   /** The record's timestamp, unix ms (the exporter's send time, or the broker's append time). */
   timestampMs: number;
 }
+
+/** Life stages of a source; `failed` when a failure it cannot retry stopped it. */
+export type SourceStatus = 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
 /** A message and what `decode` made of it. */
 export interface DecodedMessage<T> {
@@ -144,7 +147,7 @@ export class KafkaSource<T> {
   private readonly logger: Logger;
   private readonly backoff: BackoffOptions | undefined;
   private readonly abort = new AbortController();
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private state: SourceStatus = 'new';
   private shutdownPromise: Promise<void> | undefined;
   private readonly done: Promise<void>;
   private settle!: (err?: unknown) => void;
@@ -190,31 +193,51 @@ export class KafkaSource<T> {
     this.done.catch(() => {});
   }
 
-  /** Connects, joins the group and starts consuming. Resolves once the consumer runs (not once it has joined). */
+  /**
+   * Connects, subscribes and starts consuming; resolves once the consumer runs (before it has joined the
+   * group). While the broker cannot be reached it keeps trying, with backoff, until `shutdown()`.
+   */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaSource: start() called when ${this.state}`);
-    this.state = 'running';
+    this.state = 'starting';
+    const ctl = { signal: this.abort.signal, logger: this.logger, backoff: this.backoff };
     try {
       if (this.deadLetterTopic !== null) {
-        this.producer = this.kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
-        await this.producer.connect();
+        const producer = this.kafka.producer({
+          idempotent: true,
+          retry: IDEMPOTENT_PRODUCER_RETRY,
+          createPartitioner: Partitioners.DefaultPartitioner,
+        });
+        this.producer = producer;
+        await retrying('KafkaSource: connect the dead-letter producer', () => producer.connect(), ctl);
       }
       this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
         if (!payload.restart) void this.fail(payload.error);
       });
-      await this.consumer.connect();
-      await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: this.fromBeginning });
+      await retrying(
+        'KafkaSource: connect',
+        async () => {
+          await this.consumer.connect();
+          await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: this.fromBeginning });
+        },
+        ctl,
+      );
       await this.consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 1,
         eachBatch: (payload) => this.onBatch(payload),
       });
+      if (this.state === 'starting') this.state = 'running';
     } catch (err) {
-      const e = brokerError('KafkaSource: start', err);
       await this.shutdown();
-      throw e;
+      throw err instanceof WaitgraphError ? err : brokerError('KafkaSource: start', err);
     }
+  }
+
+  /** Where the source is in its life: for `/healthz`. */
+  get status(): SourceStatus {
+    return this.state;
   }
 
   /**
@@ -231,21 +254,28 @@ export class KafkaSource<T> {
   }
 
   /**
-   * Stops consuming, after the batch in progress (whose retries are abandoned: its offsets stay
-   * uncommitted), and disconnects. Idempotent.
+   * Stops consuming after the batch in progress (whose retries are abandoned: its offsets stay
+   * uncommitted) and disconnects, waiting at most `graceMs` (default 10 s): a batch whose `apply` waits on
+   * an unreachable broker would otherwise hold the shutdown forever. Idempotent.
    */
-  shutdown(): Promise<void> {
-    this.shutdownPromise ??= this.close();
+  shutdown(graceMs = 10_000): Promise<void> {
+    this.shutdownPromise ??= this.close(undefined, graceMs);
     return this.shutdownPromise;
   }
 
-  private async close(err?: unknown): Promise<void> {
+  private async close(err: unknown, graceMs: number): Promise<void> {
     this.state = 'stopping';
     this.abort.abort();
-    const results = await Promise.allSettled([this.consumer.disconnect(), this.producer?.disconnect()]);
-    this.state = 'stopped';
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) this.logger.warn('KafkaSource: disconnect failed', { error: String(failed.reason) });
+    const disconnected = Promise.allSettled([this.consumer.disconnect(), this.producer?.disconnect()]);
+    const timedOut = new Promise<'timeout'>((ok) => setTimeout(() => ok('timeout'), graceMs).unref());
+    const results = await Promise.race([disconnected, timedOut]);
+    this.state = err === undefined ? 'stopped' : 'failed';
+    if (results === 'timeout') {
+      this.logger.warn(`KafkaSource: the batch in progress did not finish within ${graceMs} ms; left behind uncommitted`);
+    } else {
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) this.logger.warn('KafkaSource: disconnect failed', { error: String(failed.reason) });
+    }
     this.settle(err);
   }
 
@@ -253,7 +283,7 @@ export class KafkaSource<T> {
     this.logger.error('KafkaSource: stopped by a failure it cannot retry', {
       error: err instanceof Error ? err.message : String(err),
     });
-    this.shutdownPromise ??= this.close(err);
+    this.shutdownPromise ??= this.close(err, 10_000);
     await this.shutdownPromise;
   }
 
