@@ -10,11 +10,12 @@
  *   hook, and name the lock or pool.
  *
  * How the library is seen: an acquire that finds the lock taken (`isLocked()`, or fewer units left than
- * the weight) records a wait; the grant records an acquire; the releaser it resolves to is wrapped to
- * record the release on the acquirer's span. A Mutex's manual `release()` ends its single hold; a
- * Semaphore's manual `release(weight)` cannot be matched to a hold and is not recorded (use the
- * releaser). `runExclusive` of a Mutex is re-expressed with the (instrumented) `acquire`, exactly as the
- * library does it through its inner semaphore. With no recording span everything passes straight through.
+ * the weight) records a wait; the grant records an acquire. A Mutex's releases all end in its inner
+ * semaphore's `release` (releaser, `runExclusive`, manual `mutex.release()`), which ends its single hold
+ * there. A Semaphore's releaser is wrapped to record the checkin on the acquirer's span; its manual
+ * `release(weight)` cannot be matched to a hold and is not recorded (use the releaser). `runExclusive` of
+ * a Mutex is re-expressed with the (instrumented) `acquire`, exactly as the library does it through its
+ * inner semaphore. With no recording span everything passes straight through.
  */
 import type { MutexInterface, SemaphoreInterface } from 'async-mutex';
 import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
@@ -26,7 +27,7 @@ import { checkOptions } from '../core/options.js';
 import { recordingSpan, swallow } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
 import { WaitgraphInstrumentation, wrapOwn, type AnyFn, type Wrappers } from './patching.js';
-import { nesting, Trackers, unnested, type Hold, type Tracker, type Wait } from './tracker.js';
+import { callUnnested, nesting, Trackers, type Hold, type Tracker, type Wait } from './tracker.js';
 
 /** The async-mutex versions this instrumentation supports. */
 export const ASYNC_MUTEX_VERSIONS = ['>=0.4.0 <1'];
@@ -67,7 +68,24 @@ function wrapReleaser(tracker: Tracker, hold: Hold | undefined, releaser: () => 
   };
 }
 
-/** The `acquire` wrapper for objects of `kind`. */
+/** The Mutex each inner semaphore belongs to (async-mutex builds a Mutex on a Semaphore of 1). */
+const mutexOf = new WeakMap<object, object>();
+
+/** Notes a Mutex's inner semaphore, whose `release` is where every release of the Mutex ends up. */
+function noteInner(mutex: object): object | undefined {
+  const inner = (mutex as { _semaphore?: object })._semaphore;
+  if (typeof inner === 'object' && inner !== null && !mutexOf.has(inner)) mutexOf.set(inner, mutex);
+  return inner;
+}
+
+/**
+ * The `acquire` wrapper for objects of `kind`.
+ *
+ * A lock that is free is granted synchronously inside `acquire`, so the acquire is recorded then and the
+ * library's own promise is returned untouched: no extra tick, no extra promise. Its release is recorded
+ * where every release of a Mutex ends up, its inner semaphore's `release`. Only an acquire that waits
+ * (or a semaphore's, whose releases cannot be told apart) is followed through a derived promise.
+ */
 function wrapAcquire(original: AnyFn, kind: Kind): AnyFn {
   return function acquire(this: LockLike) {
     // eslint-disable-next-line prefer-rest-params
@@ -80,22 +98,26 @@ function wrapAcquire(original: AnyFn, kind: Kind): AnyFn {
     const task = currentTaskId();
     try {
       tracker = trackerOf(this, kind);
+      if (kind === 'lock' && !tracker.innerNoted) tracker.innerNoted = noteInner(aliases.get(this) ?? this) !== undefined;
       if (mustWait(this, kind, args[0])) wait = tracker.waited(span, task);
+      else if (kind === 'lock') {
+        tracker.acquired(span, task);
+        return callUnnested(original, this, args);
+      }
     } catch (err) {
       swallow('recording an async-mutex acquire', err);
-      return unnested(() => original.apply(this, args));
+      return callUnnested(original, this, args);
     }
-    const ticket: Promise<unknown> = unnested(() => original.apply(this, args));
+    const ticket: Promise<unknown> = callUnnested(original, this, args);
     return ticket.then(
       (granted) => {
         try {
           const hold = tracker.acquired(span, task, wait);
           if (Array.isArray(granted)) return [granted[0], wrapReleaser(tracker, hold, granted[1])];
-          return wrapReleaser(tracker, hold, granted as () => void);
         } catch (err) {
           swallow('recording an async-mutex acquire', err);
-          return granted;
         }
+        return granted;
       },
       (err: unknown) => {
         tracker.timedOut(wait);
@@ -118,31 +140,35 @@ function wrapRunExclusive(original: AnyFn): AnyFn {
   };
 }
 
-/** A Mutex's manual `release()`: ends its single hold. */
-function wrapRelease(original: AnyFn): AnyFn {
-  return function release(this: MutexInterface) {
+/**
+ * `release` of a semaphore: for the inner semaphore of a Mutex, the end of the Mutex's single hold,
+ * whether it comes from a releaser, `runExclusive` or a manual `mutex.release()`.
+ */
+function wrapSemaphoreRelease(original: AnyFn): AnyFn {
+  return function release(this: object) {
     // eslint-disable-next-line prefer-rest-params
     const args = arguments as unknown as unknown[];
-    if (nesting.depth === 0 && this.isLocked()) {
-      try {
-        const tracker = trackers.find(aliases.get(this) ?? this);
-        if (tracker !== undefined) tracker.released(tracker.someHold());
-      } catch (err) {
-        swallow('recording an async-mutex release', err);
+    if (nesting.depth === 0) {
+      const mutex = mutexOf.get(this);
+      if (mutex !== undefined) {
+        try {
+          const tracker = trackers.find(mutex);
+          if (tracker !== undefined && tracker.holds.size > 0) tracker.released(tracker.someHold());
+        } catch (err) {
+          swallow('recording an async-mutex release', err);
+        }
       }
     }
-    return unnested(() => original.apply(this, args));
+    return original.apply(this, args);
   };
 }
 
-const MUTEX_WRAPPERS: Wrappers = {
-  acquire: (f) => wrapAcquire(f, 'lock'),
-  runExclusive: wrapRunExclusive,
-  release: wrapRelease,
-};
-const SEMAPHORE_WRAPPERS: Wrappers = { acquire: (f) => wrapAcquire(f, 'pool') };
+const MUTEX_WRAPPERS: Wrappers = { acquire: (f) => wrapAcquire(f, 'lock'), runExclusive: wrapRunExclusive };
+const SEMAPHORE_WRAPPERS: Wrappers = { acquire: (f) => wrapAcquire(f, 'pool'), release: wrapSemaphoreRelease };
 /** A withTimeout/tryAcquire wrapper of a Mutex: its runExclusive goes through its own acquire. */
-const TIMED_MUTEX_WRAPPERS: Wrappers = { acquire: MUTEX_WRAPPERS.acquire!, release: wrapRelease };
+const TIMED_MUTEX_WRAPPERS: Wrappers = { acquire: MUTEX_WRAPPERS.acquire! };
+/** The inner semaphore of an explicitly instrumented Mutex. */
+const INNER_WRAPPERS: Wrappers = { release: wrapSemaphoreRelease };
 
 /** Options of `instrumentAsyncMutex`. */
 export const AsyncMutexOptionsSchema = Type.Object(
@@ -172,8 +198,16 @@ export function instrumentAsyncMutex<M extends MutexInterface>(mutex: M, options
   } else if (o.id !== undefined) {
     trackers.set(mutex, lockEvents(o.id, 'mutex'));
   }
-  // a Mutex (not a withTimeout wrapper, a plain object) runs runExclusive through its inner semaphore
-  wrapOwn(mutex, Object.getPrototypeOf(mutex) === Object.prototype ? TIMED_MUTEX_WRAPPERS : MUTEX_WRAPPERS);
+  // a Mutex (not a withTimeout wrapper, a plain object) runs runExclusive through its inner semaphore,
+  // and every release of it ends in that semaphore's release
+  const isMutex = Object.getPrototypeOf(mutex) !== Object.prototype;
+  wrapOwn(mutex, isMutex ? MUTEX_WRAPPERS : TIMED_MUTEX_WRAPPERS);
+  const inner = isMutex ? noteInner(mutex) : undefined;
+  if (inner !== undefined) wrapOwn(inner, INNER_WRAPPERS);
+  if (o.of !== undefined) {
+    const ofInner = noteInner(o.of);
+    if (ofInner !== undefined && !Object.prototype.hasOwnProperty.call(ofInner, 'release')) wrapOwn(ofInner, INNER_WRAPPERS);
+  }
   return mutex;
 }
 
@@ -199,7 +233,7 @@ export function instrumentAsyncSemaphore<S extends SemaphoreInterface>(semaphore
   if (o.of !== undefined) aliases.set(semaphore, o.of);
   const size = o.size ?? (o.of === undefined ? semaphore.getValue() : undefined);
   trackers.set(target, poolEvents(o.name ?? localId('async-semaphore'), size));
-  wrapOwn(semaphore, SEMAPHORE_WRAPPERS);
+  wrapOwn(semaphore, { acquire: SEMAPHORE_WRAPPERS.acquire! });
   return semaphore;
 }
 
@@ -210,7 +244,7 @@ function wrapWithTimeout(original: AnyFn): AnyFn {
     try {
       const kind: Kind = typeof (sync as SemaphoreInterface).getValue === 'function' ? 'pool' : 'lock';
       aliases.set(result, aliases.get(sync) ?? sync);
-      wrapOwn(result, kind === 'lock' ? TIMED_MUTEX_WRAPPERS : SEMAPHORE_WRAPPERS);
+      wrapOwn(result, kind === 'lock' ? TIMED_MUTEX_WRAPPERS : { acquire: SEMAPHORE_WRAPPERS.acquire! });
     } catch (err) {
       swallow('instrumenting an async-mutex withTimeout', err);
     }

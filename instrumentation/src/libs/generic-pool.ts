@@ -18,7 +18,7 @@ import { checkOptions } from '../core/options.js';
 import { recordingSpan, swallow } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
 import { WaitgraphInstrumentation, wrapOwn, type AnyFn, type Wrappers } from './patching.js';
-import { nesting, Trackers, unnested, type Hold, type Tracker, type Wait } from './tracker.js';
+import { callUnnested, nesting, Trackers, type Hold, type Tracker, type Wait } from './tracker.js';
 
 /** The generic-pool versions this instrumentation supports. */
 export const GENERIC_POOL_VERSIONS = ['>=3.0.0 <4'];
@@ -57,7 +57,7 @@ function wrapAcquire(original: AnyFn): AnyFn {
       swallow('recording a generic-pool acquire', err);
       return original.apply(this, args);
     }
-    const acquired: Promise<unknown> = unnested(() => original.apply(this, args));
+    const acquired: Promise<unknown> = callUnnested(original, this, args);
     const wait: Wait | undefined = exhausted ? tracker.waited(span, task) : undefined;
     return acquired.then(
       (resource) => {
@@ -93,7 +93,7 @@ function wrapGiveBack(original: AnyFn): AnyFn {
         swallow('recording a generic-pool checkin', err);
       }
     }
-    return unnested(() => original.apply(this, args));
+    return callUnnested(original, this, args);
   };
 }
 

@@ -20,7 +20,7 @@ import { checkOptions } from '../core/options.js';
 import { recordingSpan, swallow } from '../core/recorder.js';
 import { currentTaskId } from '../core/task.js';
 import { WaitgraphInstrumentation, wrapOwn, type AnyFn } from './patching.js';
-import { nesting, Trackers, unnested, type Tracker, type Wait } from './tracker.js';
+import { callUnnested, nesting, Trackers, type Tracker, type Wait } from './tracker.js';
 
 /** The pg-pool versions this instrumentation supports. */
 export const PG_POOL_VERSIONS = ['>=3.0.0 <4'];
@@ -97,9 +97,9 @@ function wrapConnect(original: AnyFn): AnyFn {
         }
         return callback(err, client, done);
       };
-      return unnested(() => original.call(this, recorded));
+      return callUnnested(original, this, [recorded]);
     }
-    const connected: Promise<PoolClient> = unnested(() => original.apply(this, args));
+    const connected: Promise<PoolClient> = callUnnested(original, this, args);
     return connected.then(
       (client) => {
         takeClient(tracker, span, task, wait, client);

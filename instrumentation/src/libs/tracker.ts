@@ -32,6 +32,8 @@ export interface Hold {
 export class Tracker {
   /** Open holds, oldest first. */
   readonly holds = new Set<Hold>();
+  /** For a Mutex: its inner semaphore has been noted (see async-mutex.ts). */
+  innerNoted = false;
 
   constructor(readonly events: EventSet) {}
 
@@ -65,8 +67,9 @@ export class Tracker {
     record(wait.span, this.events.timeout, withTask(this.events.attributes, wait.span, wait.task));
   }
 
-  /** The hold a release that names none ends: the active span's, else the oldest. */
+  /** The hold a release that names none ends: the only one, else the active span's, else the oldest. */
   someHold(): Hold | undefined {
+    if (this.holds.size <= 1) return this.holds.values().next().value;
     const active = recordingSpan();
     let oldest: Hold | undefined;
     for (const hold of this.holds) {
@@ -118,11 +121,12 @@ export class Trackers {
  */
 export const nesting = { depth: 0 };
 
-/** Calls `fn` with nested wrappers passing through. */
-export function unnested<T>(fn: () => T): T {
+/** Calls `original` on `self` with `args`, with nested wrappers passing through. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the caller's own return type passes through
+export function callUnnested(original: (...args: never[]) => unknown, self: unknown, args: ArrayLike<unknown>): any {
   nesting.depth++;
   try {
-    return fn();
+    return original.apply(self, args as never[]);
   } finally {
     nesting.depth--;
   }
