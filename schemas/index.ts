@@ -15,6 +15,8 @@ export {
   WaitEventSchema,
 } from './src/wait-events.js';
 export type { AttrName, EventName, LockMode, SpanAttributes, TaskWaitMode, WaitEvent } from './src/wait-events.js';
+export { ERROR_CODES, WaitgraphError } from './src/errors.js';
+export type { ErrorCode, WaitgraphErrorOptions } from './src/errors.js';
 export {
   AnalyzeOutputSchema,
   DEADLOCK_STATES,

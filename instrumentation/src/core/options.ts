@@ -6,7 +6,7 @@
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { WaitgraphError } from '../../../processor/src/errors.js';
+import { WaitgraphError } from '../../../schemas/src/errors.js';
 
 /** Returns `value` typed by `schema`, or throws `bad-config` naming the first offending field. */
 export function checkOptions<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {

@@ -10,7 +10,7 @@
  */
 import { context, diag, logs, trace, type Attributes, type Logger, type LoggerProvider, type Span } from '@opentelemetry/api';
 import { ATTR, type EventName } from '../../../schemas/index.js';
-import { WaitgraphError } from '../../../processor/src/errors.js';
+import { WaitgraphError } from '../../../schemas/src/errors.js';
 import { spanTasks } from './task.js';
 
 /** Where wait events go. */

@@ -15,7 +15,7 @@
 import type { Attributes, Span } from '@opentelemetry/api';
 import { Type, type Static } from '@sinclair/typebox';
 import { ATTR, EVENT, type LockMode } from '../../../schemas/index.js';
-import { WaitgraphError } from '../../../processor/src/errors.js';
+import { WaitgraphError } from '../../../schemas/src/errors.js';
 import { localId } from '../core/ids.js';
 import { checkOptions } from '../core/options.js';
 import { record, recordingSpan, withTask } from '../core/recorder.js';
