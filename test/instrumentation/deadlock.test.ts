@@ -22,7 +22,10 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { Mutex as AsyncMutexMutex } from 'async-mutex';
 import { afterAll, expect, it } from 'vitest';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { ATTR, EVENT } from '../../schemas/index.js';
+import { decodeOtlpTracesProto } from '../../processor/src/decode/index.js';
+import { Detector } from '../../processor/src/engine/index.js';
 import {
   instrumentAsyncMutex,
   Mutex,
@@ -181,6 +184,13 @@ it('shows two services deadlocked over HTTP through snapshots within 2 s, while 
   expect(clientOf(innerB)?.parentSpanContext?.spanId).toBe(spanId(outerHoldsA));
   expect(clientOf(innerA)?.parentSpanContext?.spanId).toBe(spanId(outerHoldsB));
   expect(snaps.map((s) => s.resource.attributes[ATTR.SERVICE_NAME])).toContain('deadlock-test');
+
+  // and the detector finds the deadlock in these snapshots, encoded as the OTLP exporter sends them
+  const detector = new Detector();
+  detector.addBatch(decodeOtlpTracesProto(ProtobufTraceSerializer.serializeRequest(snaps)!));
+  const opened = detector.detect().filter((c) => c.change === 'opened');
+  expect(opened).toHaveLength(1);
+  expect(opened[0].finding.resources).toEqual(['service-a/MA', 'service-b/MB']);
 
   // still hanging: nothing of the cycle has ended, even after a flush of the batch processor
   await (trace.getTracerProvider() as unknown as { getDelegate(): { forceFlush(): Promise<void> } }).getDelegate().forceFlush();
