@@ -4,12 +4,13 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AnalyzeOutputSchema, FindingSchema, SpanAttributesSchema, WaitEventSchema } from './index.js';
+import { AnalyzeOutputSchema, FindingSchema, SpanAttributesSchema, WaitEventSchema, WaitRecordBatchSchema } from './index.js';
 
 const outputs: Record<string, unknown> = {
   'wait-events.schema.json': { ...WaitEventSchema, definitions: { spanAttributes: SpanAttributesSchema } },
   'finding.schema.json': FindingSchema,
   'analyze-output.schema.json': AnalyzeOutputSchema,
+  'wait-record.schema.json': WaitRecordBatchSchema,
 };
 
 /** The generated text of every schema file, by file name. */

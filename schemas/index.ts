@@ -38,3 +38,14 @@ export type {
   Wait,
   WaitKind,
 } from './src/finding.js';
+export {
+  DEFAULT_WAITS_TOPIC,
+  WAIT_RECORD_CONTENT_TYPE,
+  WAIT_RECORD_VERSION,
+  WaitRecordBatchSchema,
+  WaitRecordEventSchema,
+  WaitRecordLogEventSchema,
+  WaitRecordSpanSchema,
+  WaitResourceSchema,
+} from './src/wait-record.js';
+export type { WaitRecordBatch, WaitRecordEvent, WaitRecordLogEvent, WaitRecordSpan, WaitResource } from './src/wait-record.js';

@@ -1,0 +1,382 @@
+/**
+ * Wait records: what the decode stage keeps of the spans it reads, and their wire form on the
+ * `waitgraph.waits` topic (`schemas/src/wait-record.ts`).
+ *
+ * The filter. Detection reads a span for its wait events, for being open (an open span waits for its open
+ * children), and as a link: a SERVER span under a CLIENT span's `rpc.wait`, a proxy hop, an ancestor that
+ * inherits the holds of an ended child. So a span is kept when any of these holds:
+ * - it has an event of the wait vocabulary;
+ * - it is open (a partial snapshot);
+ * - it is a CLIENT or SERVER span, or a proxy hop (`component = proxy`, or a configured proxy service);
+ * - it is an ancestor, found in the same input message, of an ended span that has wait events (the chain a
+ *   hold is handed over along, and the chain a deadlock that a timeout broke is found along).
+ * What is dropped is an ended INTERNAL (or producer/consumer) span with no wait events whose descendants in
+ * the same message have none either: in the present view it waits for nothing and holds nothing. The one
+ * loss: a hold handed over from an ended span to an open ancestor across such a span that arrived in an
+ * earlier message stays with the ended span (see docs/architecture.md).
+ *
+ * The cut. Of a kept span only the fields the engine reads travel: ids, parent, name, kind, times, service
+ * and instance, the task attributes, and the wait-vocabulary events with their vocabulary attributes.
+ * Every version of a span is cut alike, so the engine's choice among versions (ended beats open, then
+ * more events, then later events) is the same on wait records as on the spans.
+ */
+import {
+  ATTR,
+  EVENT_NAMES,
+  PROXY_COMPONENT,
+  WAIT_RECORD_VERSION,
+  type WaitRecordBatch,
+  type WaitRecordEvent,
+  type WaitRecordLogEvent,
+  type WaitRecordSpan,
+  type WaitResource,
+} from '../../../schemas/index.js';
+import { DecodeError } from '../decode/decode-error.js';
+import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
+import type { AttrValue, Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
+import { SpanKind } from '../model/span.js';
+
+const WAIT_EVENTS: ReadonlySet<string> = new Set(EVENT_NAMES);
+/** Event attributes that travel: the vocabulary's. */
+const EVENT_ATTRS: ReadonlySet<string> = new Set(Object.values(ATTR));
+/** Span attributes that travel: those the contract gives meaning to on a span. */
+const SPAN_ATTRS = [ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.COMPONENT, ATTR.SPAN_PARTIAL] as const;
+
+/** Options of the filter. Every field is optional. */
+export interface WaitFilterOptions {
+  /** Service names whose spans are proxy hops, besides spans with `component = proxy`. Default: none. */
+  proxyServices?: readonly string[];
+  /** Keep the in-message ancestors of ended spans that have wait events. Default: true. */
+  keepAncestors?: boolean;
+}
+
+function hasWaitEvent(s: SpanRecord): boolean {
+  for (const e of s.events) if (WAIT_EVENTS.has(e.name)) return true;
+  return false;
+}
+
+/**
+ * The filter: the spans of `spans` that detection needs (see the module comment), in their order.
+ * Pure; the single-instance path may use it too, before `Detector.addBatch`.
+ */
+export function selectWaitSpans(spans: readonly SpanRecord[], options: WaitFilterOptions = {}): SpanRecord[] {
+  const proxies = options.proxyServices?.length ? new Set(options.proxyServices) : undefined;
+  const keep = new Uint8Array(spans.length);
+  let chains = false;
+  for (let i = 0; i < spans.length; i++) {
+    const s = spans[i];
+    const waits = hasWaitEvent(s);
+    if (
+      waits ||
+      s.endTimeUnixNano === 0 ||
+      s.kind === SpanKind.SERVER ||
+      s.kind === SpanKind.CLIENT ||
+      s.attributes[ATTR.COMPONENT] === PROXY_COMPONENT ||
+      (proxies !== undefined && proxies.has(s.resource[ATTR.SERVICE_NAME] as string))
+    ) {
+      keep[i] = waits && s.endTimeUnixNano > 0 && s.parentSpanId !== undefined ? 2 : 1;
+      if (keep[i] === 2) chains = true;
+    }
+  }
+  if (chains && (options.keepAncestors ?? true)) {
+    const index = new Map<string, number>();
+    for (let i = 0; i < spans.length; i++) index.set(spans[i].spanId, i);
+    const walked = new Uint8Array(spans.length);
+    for (let i = 0; i < spans.length; i++) {
+      if (keep[i] !== 2) continue;
+      let cur = spans[i];
+      for (;;) {
+        const j = cur.parentSpanId === undefined ? undefined : index.get(cur.parentSpanId);
+        if (j === undefined || walked[j] || spans[j].traceId !== cur.traceId) break;
+        walked[j] = 1;
+        if (!keep[j]) keep[j] = 1;
+        cur = spans[j];
+      }
+    }
+  }
+  const out: SpanRecord[] = [];
+  for (let i = 0; i < spans.length; i++) if (keep[i]) out.push(spans[i]);
+  return out;
+}
+
+/** An attribute value as it may travel: scalars and arrays of scalars. */
+type WireValue = string | number | boolean | (string | number | boolean)[];
+/** Attributes as they travel. */
+type WireAttrs = Record<string, WireValue>;
+
+function wireValue(v: AttrValue): WireValue | undefined {
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+  if (Array.isArray(v)) {
+    const out: (string | number | boolean)[] = [];
+    for (const x of v) if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') out.push(x);
+    return out;
+  }
+  return undefined;
+}
+
+function eventAttrs(a: Attributes): WireAttrs | undefined {
+  let out: WireAttrs | undefined;
+  for (const k in a) {
+    if (!EVENT_ATTRS.has(k)) continue;
+    const v = wireValue(a[k]);
+    if (v !== undefined) (out ??= {})[k] = v;
+  }
+  return out;
+}
+
+function spanAttrs(a: Attributes): WireAttrs | undefined {
+  let out: WireAttrs | undefined;
+  for (const k of SPAN_ATTRS) {
+    const raw = a[k];
+    if (raw === undefined) continue;
+    const v = wireValue(raw);
+    if (v !== undefined) (out ??= {})[k] = v;
+  }
+  return out;
+}
+
+/** Statistics of a builder: what it read and what it kept. */
+export interface WaitRecordCounts {
+  /** Spans read. */
+  spansIn: number;
+  /** Spans kept. */
+  spansKept: number;
+  /** Span events read, of any name. */
+  eventsIn: number;
+  /** Wait-vocabulary events kept (span events and log events). */
+  eventsKept: number;
+  /** Log events read. */
+  logEventsIn: number;
+}
+
+/**
+ * Builds wait-record batches: `add` the decoded input of one or more source messages, then `take` the
+ * batch (one message of the waits topic). Not thread-safe, not shared: one per decode stage.
+ */
+export class WaitRecordBuilder {
+  private readonly filter: WaitFilterOptions;
+  private resources: WaitResource[] = [];
+  private resourceIndex = new Map<string, number>();
+  private spans: WaitRecordSpan[] = [];
+  private logEvents: WaitRecordLogEvent[] = [];
+  private observedAtMs = Number.POSITIVE_INFINITY;
+  private sourceSpans = 0;
+  private sourceLogEvents = 0;
+  private bytesEstimate = 0;
+  /** Totals since the builder was made. */
+  readonly counts: WaitRecordCounts = { spansIn: 0, spansKept: 0, eventsIn: 0, eventsKept: 0, logEventsIn: 0 };
+
+  constructor(options: WaitFilterOptions = {}) {
+    this.filter = options;
+  }
+
+  /** Spans and log events held for the next batch. */
+  get size(): number {
+    return this.spans.length + this.logEvents.length;
+  }
+
+  /** A rough size of the next batch's JSON, in bytes (for cutting batches below the broker's limit). */
+  get approximateBytes(): number {
+    return this.bytesEstimate;
+  }
+
+  /** Adds the decoded input of one source message, first observed at `observedAtMs` (unix ms). */
+  add(batch: DecodedBatch, observedAtMs: number): void {
+    if (observedAtMs < this.observedAtMs) this.observedAtMs = observedAtMs;
+    this.sourceSpans += batch.spans.length;
+    this.sourceLogEvents += batch.logEvents.length;
+    const c = this.counts;
+    c.spansIn += batch.spans.length;
+    c.logEventsIn += batch.logEvents.length;
+    for (const s of batch.spans) c.eventsIn += s.events.length;
+    for (const s of selectWaitSpans(batch.spans, this.filter)) {
+      let events: WaitRecordEvent[] | undefined;
+      for (const e of s.events) {
+        if (!WAIT_EVENTS.has(e.name)) continue;
+        const attributes = eventAttrs(e.attributes);
+        (events ??= []).push(attributes === undefined ? { name: e.name, time: e.timeUnixNano } : { name: e.name, time: e.timeUnixNano, attributes });
+      }
+      const rec: WaitRecordSpan = {
+        resource: this.resourceOf(s.resource),
+        traceId: s.traceId,
+        spanId: s.spanId,
+        name: s.name,
+        kind: s.kind,
+        start: s.startTimeUnixNano,
+        end: s.endTimeUnixNano,
+      };
+      if (s.parentSpanId !== undefined) rec.parentSpanId = s.parentSpanId;
+      const attributes = spanAttrs(s.attributes);
+      if (attributes !== undefined) rec.attributes = attributes;
+      if (events !== undefined) {
+        rec.events = events;
+        c.eventsKept += events.length;
+      }
+      this.spans.push(rec);
+      c.spansKept++;
+      this.bytesEstimate += 200 + s.name.length + (events?.length ?? 0) * 120;
+    }
+    for (const e of batch.logEvents) {
+      if (!WAIT_EVENTS.has(e.name)) continue;
+      const rec: WaitRecordLogEvent = { resource: this.resourceOf(e.resource), traceId: e.traceId, spanId: e.spanId, name: e.name, time: e.timeUnixNano };
+      const attributes = eventAttrs(e.attributes);
+      if (attributes !== undefined) rec.attributes = attributes;
+      this.logEvents.push(rec);
+      c.eventsKept++;
+      this.bytesEstimate += 200;
+    }
+  }
+
+  /**
+   * The batch of everything added since the last `take`, and a fresh start; undefined when nothing was
+   * added at all. A batch with no records but with source counts is returned too: detection counts the
+   * spans it stands for.
+   */
+  take(): WaitRecordBatch | undefined {
+    if (this.sourceSpans === 0 && this.sourceLogEvents === 0 && this.size === 0) return undefined;
+    const out: WaitRecordBatch = {
+      v: WAIT_RECORD_VERSION,
+      observedAtMs: Number.isFinite(this.observedAtMs) ? this.observedAtMs : 0,
+      sourceSpans: this.sourceSpans,
+      sourceLogEvents: this.sourceLogEvents,
+      resources: this.resources,
+      spans: this.spans,
+      logEvents: this.logEvents,
+    };
+    this.resources = [];
+    this.resourceIndex = new Map();
+    this.spans = [];
+    this.logEvents = [];
+    this.observedAtMs = Number.POSITIVE_INFINITY;
+    this.sourceSpans = 0;
+    this.sourceLogEvents = 0;
+    this.bytesEstimate = 0;
+    return out;
+  }
+
+  private resourceOf(res: Attributes): number {
+    const service = res[ATTR.SERVICE_NAME];
+    const instance = res[ATTR.SERVICE_INSTANCE_ID];
+    const key = `${typeof service === 'string' ? service : ''}\u0000${typeof instance === 'string' ? instance : '\u0001'}`;
+    let i = this.resourceIndex.get(key);
+    if (i === undefined) {
+      const r: WaitResource = {};
+      if (typeof service === 'string') r[ATTR.SERVICE_NAME] = service;
+      if (typeof instance === 'string') r[ATTR.SERVICE_INSTANCE_ID] = instance;
+      i = this.resources.push(r) - 1;
+      this.resourceIndex.set(key, i);
+    }
+    return i;
+  }
+}
+
+/** The bytes of one wait-record message: UTF-8 JSON. */
+export function encodeWaitRecordBatch(batch: WaitRecordBatch): Buffer {
+  return Buffer.from(JSON.stringify(batch), 'utf8');
+}
+
+/** A wait-record message, decoded for the detector. */
+export interface DecodedWaitRecords {
+  /** The spans and log events, as the engine takes them. */
+  batch: DecodedBatch;
+  /** When the input was first observed, unix ms. */
+  observedAtMs: number;
+  /** Spans the decode stage read to make the message. */
+  sourceSpans: number;
+  /** Log events the decode stage read to make the message. */
+  sourceLogEvents: number;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX16 = /^[0-9a-f]{16}$/;
+
+function fail(source: string, path: string, detail: string): never {
+  throw new DecodeError(detail, { source, path });
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+}
+
+function attrsOf(v: unknown, source: string, path: string): Attributes {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(source, path, 'attributes must be an object');
+  return v as Attributes;
+}
+
+/**
+ * Decodes one wait-record message into the records the engine takes. Checks what the engine relies on (ids,
+ * times, resource indices, the version) and throws a DecodeError (`bad-input`) naming the first fault.
+ * @param bytes the message value
+ * @param source the input's name for error messages (e.g. `waitgraph.waits/0@42`)
+ */
+export function decodeWaitRecordBatch(bytes: Uint8Array, source = '<memory>'): DecodedWaitRecords {
+  let m: Partial<WaitRecordBatch>;
+  try {
+    m = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (err) {
+    fail(source, '$', `not JSON: ${(err as Error).message}`);
+  }
+  if (typeof m !== 'object' || m === null) fail(source, '$', 'not a wait-record batch');
+  if (m.v !== WAIT_RECORD_VERSION) fail(source, 'v', `unknown wait-record version ${JSON.stringify(m.v)} (reads ${WAIT_RECORD_VERSION})`);
+  if (!isNum(m.observedAtMs)) fail(source, 'observedAtMs', 'must be a unix time in ms');
+  if (!Array.isArray(m.resources) || !Array.isArray(m.spans) || !Array.isArray(m.logEvents)) {
+    fail(source, '$', 'resources, spans and logEvents must be arrays');
+  }
+  const resources: Attributes[] = m.resources.map((r, i) => attrsOf(r, source, `resources[${i}]`));
+  const resourceAt = (i: unknown, path: string): Attributes => {
+    const r = typeof i === 'number' ? resources[i] : undefined;
+    return r ?? fail(source, path, `resource index ${JSON.stringify(i)} out of range`);
+  };
+  const spans: SpanRecord[] = new Array(m.spans.length);
+  for (let i = 0; i < m.spans.length; i++) {
+    const s = m.spans[i] as WaitRecordSpan;
+    const path = `spans[${i}]`;
+    if (typeof s !== 'object' || s === null) fail(source, path, 'not a span');
+    if (typeof s.traceId !== 'string' || !HEX32.test(s.traceId)) fail(source, `${path}.traceId`, 'must be 32 lowercase hex digits');
+    if (typeof s.spanId !== 'string' || !HEX16.test(s.spanId)) fail(source, `${path}.spanId`, 'must be 16 lowercase hex digits');
+    if (s.parentSpanId !== undefined && (typeof s.parentSpanId !== 'string' || !HEX16.test(s.parentSpanId))) {
+      fail(source, `${path}.parentSpanId`, 'must be 16 lowercase hex digits');
+    }
+    if (!isNum(s.start) || !isNum(s.end)) fail(source, path, 'start and end must be unix nanoseconds');
+    const kind = Number.isInteger(s.kind) && s.kind >= 0 && s.kind <= 5 ? s.kind : 0;
+    const events: SpanEventRecord[] = [];
+    if (s.events !== undefined) {
+      if (!Array.isArray(s.events)) fail(source, `${path}.events`, 'must be an array');
+      for (let k = 0; k < s.events.length; k++) {
+        const e = s.events[k];
+        if (typeof e?.name !== 'string' || !isNum(e.time)) fail(source, `${path}.events[${k}]`, 'an event needs a name and a time');
+        events.push(makeEvent(e.name, e.time, attrsOf(e.attributes, source, `${path}.events[${k}].attributes`)));
+      }
+    }
+    spans[i] = makeSpan(
+      s.traceId,
+      s.spanId,
+      s.parentSpanId,
+      typeof s.name === 'string' ? s.name : '',
+      kind as SpanRecord['kind'],
+      s.start,
+      s.end,
+      attrsOf(s.attributes, source, `${path}.attributes`),
+      resourceAt(s.resource, `${path}.resource`),
+      events,
+    );
+  }
+  const logEvents: LogEventRecord[] = new Array(m.logEvents.length);
+  for (let i = 0; i < m.logEvents.length; i++) {
+    const e = m.logEvents[i] as WaitRecordLogEvent;
+    const path = `logEvents[${i}]`;
+    if (typeof e !== 'object' || e === null) fail(source, path, 'not a log event');
+    if (typeof e.traceId !== 'string' || !HEX32.test(e.traceId) || typeof e.spanId !== 'string' || !HEX16.test(e.spanId)) {
+      fail(source, path, 'traceId and spanId must be lowercase hex (32 and 16 digits)');
+    }
+    if (typeof e.name !== 'string' || !isNum(e.time)) fail(source, path, 'a log event needs a name and a time');
+    logEvents[i] = makeLogEvent(e.traceId, e.spanId, e.name, e.time, attrsOf(e.attributes, source, `${path}.attributes`), resourceAt(e.resource, `${path}.resource`));
+  }
+  return {
+    batch: { spans, logEvents },
+    observedAtMs: m.observedAtMs,
+    sourceSpans: isNum(m.sourceSpans) ? m.sourceSpans : 0,
+    sourceLogEvents: isNum(m.sourceLogEvents) ? m.sourceLogEvents : 0,
+  };
+}
