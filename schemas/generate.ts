@@ -4,13 +4,14 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AnalyzeOutputSchema, FindingSchema, SpanAttributesSchema, WaitEventSchema, WaitRecordBatchSchema } from './index.js';
+import { AlertSchema, AnalyzeOutputSchema, FindingSchema, SpanAttributesSchema, WaitEventSchema, WaitRecordBatchSchema } from './index.js';
 
 const outputs: Record<string, unknown> = {
   'wait-events.schema.json': { ...WaitEventSchema, definitions: { spanAttributes: SpanAttributesSchema } },
   'finding.schema.json': FindingSchema,
   'analyze-output.schema.json': AnalyzeOutputSchema,
   'wait-record.schema.json': WaitRecordBatchSchema,
+  'alert.schema.json': AlertSchema,
 };
 
 /** The generated text of every schema file, by file name. */

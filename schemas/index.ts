@@ -38,6 +38,8 @@ export type {
   Wait,
   WaitKind,
 } from './src/finding.js';
+export { ALERT_CHANGES, ALERT_SCHEMA_VERSION, AlertSchema } from './src/alert.js';
+export type { Alert, AlertChangeKind } from './src/alert.js';
 export {
   DEFAULT_WAITS_TOPIC,
   WAIT_RECORD_CONTENT_TYPE,

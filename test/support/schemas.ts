@@ -25,3 +25,5 @@ export const validateWaitEvent = ajv.compile(read('wait-events.schema.json'));
 export function schemaErrors(v: ValidateFunction): string {
   return ajv.errorsText(v.errors, { separator: '\n' });
 }
+/** Validates one alert of `waitgraph run` (its finding refers to the finding schema by $id). */
+export const validateAlert = ajv.compile(read('alert.schema.json'));

@@ -5,6 +5,8 @@
  * other inputs are still analyzed and their findings printed).
  */
 import { parseArgs } from 'node:util';
+import { RUN_HELP, runCommand } from '../run/command.js';
+import { WAITGRAPH_VERSION } from '../run/version.js';
 import { analyzeCommand } from './analyze.js';
 
 /** Where the command writes; tests pass their own. */
@@ -26,18 +28,21 @@ const processIo: CliIo = {
 /** Exit codes. */
 export const EXIT = { NONE: 0, FOUND: 1, ERROR: 2 } as const;
 
-const VERSION = '0.1.0';
+const VERSION = WAITGRAPH_VERSION;
 
 export const HELP = `waitgraph: distributed deadlock detection from OpenTelemetry wait events
 
 Usage:
   waitgraph analyze [options] <file or dir>...   find deadlocks in recorded spans
+  waitgraph run [options]                        run the detector as a service (OTLP/HTTP, Kafka)
+  waitgraph run --demo                           see it find a deadlock, then exit
   waitgraph help [command]                       help for a command
   waitgraph --version
 
 Run 'waitgraph <command> --help' for a command's options.
 
-Exit codes: 0 nothing found, 1 findings reported, 2 bad input or bad usage.
+Exit codes: 0 nothing found, 1 findings reported, 2 bad input or bad usage
+(run: 0 stopped by a signal, 1 stopped by a failure, 2 bad options).
 `;
 
 export const ANALYZE_HELP = `Usage: waitgraph analyze [options] <file or dir>...
@@ -75,6 +80,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       return cmd === undefined ? EXIT.ERROR : EXIT.NONE;
     case 'help':
       if (rest[0] === 'analyze') io.stdout(ANALYZE_HELP);
+      else if (rest[0] === 'run') io.stdout(RUN_HELP);
       else io.stdout(HELP);
       return EXIT.NONE;
     case '-v':
@@ -83,6 +89,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       return EXIT.NONE;
     case 'analyze':
       return analyzeCommand(rest, io);
+    case 'run':
+      return runCommand(rest, io);
     default:
       io.stderr(`waitgraph: unknown command "${cmd}"\n\n${HELP}`);
       return EXIT.ERROR;

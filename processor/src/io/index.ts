@@ -17,6 +17,7 @@ export {
   traceIdFromKey,
 } from './kafka-source.js';
 export type {
+  AssignedPartition,
   BatchInfo,
   DecodedMessage,
   KafkaSourceOptions,

@@ -19,7 +19,7 @@ export const DEFAULT_ALERT_TOPIC = 'waitgraph.alerts';
 
 /** Headers of every alert message. */
 export const ALERT_HEADERS = {
-  /** `opened` or `resolved`. */
+  /** `opened`, `resolved` or `potential`. */
   CHANGE: 'waitgraph.change',
   /** The finding's kind: `deadlock` or `potential-deadlock`. */
   KIND: 'waitgraph.kind',
@@ -27,8 +27,8 @@ export const ALERT_HEADERS = {
   CONTENT_TYPE: 'content-type',
 } as const;
 
-/** Kinds of change of a finding. */
-export const FINDING_CHANGES = ['opened', 'resolved'] as const;
+/** Kinds of change of a finding: a deadlock opened or resolved, a potential deadlock seen. */
+export const FINDING_CHANGES = ['opened', 'resolved', 'potential'] as const;
 /** A kind of change of a finding. */
 export type FindingChangeKind = (typeof FINDING_CHANGES)[number];
 

@@ -15,6 +15,11 @@
  * commits an event that was not applied: after a restart it is read again (at-least-once). `apply` is never
  * called concurrently, and calls for one partition come in offset order.
  *
+ * Replay: with `startAtTimestampMs`, each partition is read, the first time the group assigns it, from its
+ * first message at or after that time instead of the committed offset, and `onAssign` tells the caller
+ * where each new partition starts and where it ended when the source started (so the caller knows when
+ * the replay has caught up).
+ *
  * Failures: a message `decode` rejects with a `bad-input` error is poison: counted, logged (the first with
  * a sample, then a summary at most once a minute), copied to the dead-letter topic with the error in its
  * headers, and skipped. A retriable failure of `apply` or of the broker is retried with backoff, holding the
@@ -98,6 +103,24 @@ export interface BatchInfo {
   partition: number;
   /** The partition's high watermark when the batch was fetched. */
   highWatermark: string;
+  /** The offset of the batch's last message. */
+  lastOffset: string;
+  /** When the source took the batch from the fetch, unix ms (before decoding): where detection latency starts. */
+  receivedAtMs: number;
+}
+
+/** A partition given to this source by the group, as `onAssign` reports it. */
+export interface AssignedPartition {
+  topic: string;
+  partition: number;
+  /**
+   * Where the source reads from: the replay offset (with `startAtTimestampMs`), else the group's committed
+   * offset, else the start or the end of the partition (`fromBeginning`). Undefined for a topic that did
+   * not exist when the source started.
+   */
+  startOffset: string | undefined;
+  /** The partition's end offset (next offset to be written) when the source started. */
+  endOffsetAtStart: string;
 }
 
 /** Options of `KafkaSource`. */
@@ -126,6 +149,18 @@ export interface KafkaSourceOptions<T> extends KafkaClientOptions {
   maxWaitTimeMs?: number;
   /** Most bytes fetched per partition and fetch. Default 1048576 (1 MiB). */
   maxBytesPerPartition?: number;
+  /**
+   * Replay from a point in time: the first time the group gives this source a partition, it reads from
+   * the partition's first message at or after this unix ms (offsets by timestamp), whatever offset the
+   * group committed. This is how a restarted processor rebuilds its state from a retained window. Default:
+   * none, read from the committed offset.
+   */
+  startAtTimestampMs?: number;
+  /**
+   * Called after each join of the group with the partitions that came new to this source (maybe none), and
+   * where each starts and ends. Default none.
+   */
+  onAssign?: (partitions: AssignedPartition[]) => void;
 }
 
 /** The shortest time between two log lines about poison messages. */
@@ -154,6 +189,12 @@ export class KafkaSource<T> {
   private poisonCount = 0;
   private poisonUnlogged = 0;
   private lastPoisonLogAt = 0;
+  private readonly startAtTimestampMs: number | undefined;
+  private readonly onAssign: ((partitions: AssignedPartition[]) => void) | undefined;
+  /** Per `topic/partition`: where reading starts, whether that needs a seek, and the end offset at start. */
+  private readonly startOffsets = new Map<string, { start: string; seek: boolean; end: string }>();
+  private readonly groupId: string;
+  private readonly assigned = new Set<string>();
 
   constructor(options: KafkaSourceOptions<T>) {
     if (typeof options.decode !== 'function' || typeof options.apply !== 'function') {
@@ -178,9 +219,15 @@ export class KafkaSource<T> {
     this.metrics = options.metrics;
     this.logger = options.logger ?? stderrLogger;
     this.backoff = options.backoff;
+    this.startAtTimestampMs = options.startAtTimestampMs;
+    if (this.startAtTimestampMs !== undefined && !(Number.isFinite(this.startAtTimestampMs) && this.startAtTimestampMs >= 0)) {
+      throw new WaitgraphError('bad-config', `KafkaSource: startAtTimestampMs must be a unix time in ms, not ${this.startAtTimestampMs}`);
+    }
+    this.onAssign = options.onAssign;
     this.kafka = kafkaClient({ ...options, logger: this.logger });
+    this.groupId = options.groupId ?? 'waitgraph';
     this.consumer = this.kafka.consumer({
-      groupId: options.groupId ?? 'waitgraph',
+      groupId: this.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? 250,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
@@ -214,6 +261,9 @@ export class KafkaSource<T> {
       this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
         if (!payload.restart) void this.fail(payload.error);
       });
+      await retrying('KafkaSource: read start offsets', () => this.readStartOffsets(), ctl);
+      // Emitted after the join and before the first fetch of the new assignment: a seek here is in time.
+      this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.joined(payload.memberAssignment));
       await retrying(
         'KafkaSource: connect',
         async () => {
@@ -246,6 +296,49 @@ export class KafkaSource<T> {
    */
   stopped(): Promise<void> {
     return this.done;
+  }
+
+  /** The end offsets at start (and, with `startAtTimestampMs`, the replay offsets) of every partition. */
+  private async readStartOffsets(): Promise<void> {
+    if (this.startAtTimestampMs === undefined && !this.onAssign) return;
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const topics = [...this.topics.keys()].filter((t) => existing.has(t));
+      // A topic that does not exist yet has nothing to replay: it is created empty when first used.
+      if (topics.length === 0) return;
+      const committed = this.startAtTimestampMs === undefined ? await admin.fetchOffsets({ groupId: this.groupId, topics }) : [];
+      for (const topic of topics) {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const replay = this.startAtTimestampMs === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(topic, this.startAtTimestampMs);
+        const commits = committed.find((c) => c.topic === topic)?.partitions ?? [];
+        for (const { partition, low, high } of ends) {
+          const replayAt = replay?.find((p) => p.partition === partition)?.offset;
+          const commit = commits.find((p) => p.partition === partition)?.offset;
+          const start =
+            replayAt ?? (commit !== undefined && BigInt(commit) >= 0n ? commit : this.fromBeginning ? low : high);
+          this.startOffsets.set(`${topic}/${partition}`, { start, seek: replayAt !== undefined, end: high });
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private joined(assignment: Record<string, number[]>): void {
+    const fresh: AssignedPartition[] = [];
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        const id = `${topic}/${partition}`;
+        if (this.assigned.has(id)) continue;
+        this.assigned.add(id);
+        const known = this.startOffsets.get(id);
+        if (known?.seek) this.consumer.seek({ topic, partition, offset: known.start });
+        fresh.push({ topic, partition, startOffset: known?.start, endOffsetAtStart: known?.end ?? '0' });
+      }
+    }
+    this.onAssign?.(fresh);
   }
 
   /** Messages found to be poison since the start. */
@@ -299,6 +392,7 @@ export class KafkaSource<T> {
 
   private async processBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const receivedAtMs = Date.now();
     const live = () => isRunning() && !isStale() && !this.abort.signal.aborted;
     const topic = this.topics.get(batch.topic);
     if (!topic || batch.messages.length === 0) return;
@@ -315,7 +409,13 @@ export class KafkaSource<T> {
         poison.push({ message, error: err });
       }
     }
-    const info: BatchInfo = { topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark };
+    const info: BatchInfo = {
+      topic: batch.topic,
+      partition: batch.partition,
+      highWatermark: batch.highWatermark,
+      lastOffset: batch.lastOffset(),
+      receivedAtMs,
+    };
     const ctl = { signal: this.abort.signal, logger: this.logger, backoff: this.backoff, onWait: heartbeat };
     if (poison.length > 0) await this.deadLetter(poison, ctl);
     if (good.length > 0 && live()) await retrying(`KafkaSource: apply ${batch.topic}/${batch.partition}`, () => this.apply(good, info), ctl);

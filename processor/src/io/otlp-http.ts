@@ -50,6 +50,11 @@ export interface OtlpHttpReceiverOptions {
   metrics?: ProcessorMetrics;
   /** Health for `/healthz`. Default: ready while the server listens. */
   health?: () => Health;
+  /**
+   * Whether exports are taken now; when not, they are answered 503 with Retry-After. Default: what
+   * `health()` says. (A processor warming up takes input while `/healthz` still says it is not ready.)
+   */
+  accepting?: () => boolean;
   /** Logger. Default JSON lines on stderr. */
   logger?: Logger;
 }
@@ -80,6 +85,7 @@ export class OtlpHttpReceiver {
   private readonly maxBodyBytes: number;
   private readonly metrics: ProcessorMetrics | undefined;
   private readonly health: () => Health;
+  private readonly accepting: () => boolean;
   private readonly logger: Logger;
   private readonly server: Server;
   /** Method and path to handler: the whole surface of the server. */
@@ -101,6 +107,7 @@ export class OtlpHttpReceiver {
     }
     this.metrics = options.metrics;
     this.health = options.health ?? (() => ({ ready: this.listening }));
+    this.accepting = options.accepting ?? (() => this.health().ready);
     this.logger = options.logger ?? stderrLogger;
     this.routes = {
       '/v1/traces': { POST: (req, res) => this.export('traces', req, res) },
@@ -160,7 +167,7 @@ export class OtlpHttpReceiver {
 
   private async export(signal: OtlpSignal, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const contentType = parseContentType(req.headers['content-type']);
-    if (!this.health().ready) {
+    if (!this.accepting()) {
       req.resume();
       throw new HttpFailure(503, RpcCode.UNAVAILABLE, 'not ready', undefined, { 'retry-after': '1' });
     }
