@@ -56,6 +56,47 @@ describe('WaitSnapshotSpanProcessor', () => {
     span.end();
   });
 
+  it('sends the running ancestors of a blocked span with it, which link the chain, and nothing else', async () => {
+    const mutex = new Mutex({ id: 'ancestors-row' });
+    const release = await mutex.acquire();
+    const bystander = tracer.startSpan('bystander');
+    const ids: Record<string, string> = {};
+    const done = tracer.startActiveSpan('request', (request) => {
+      ids.request = request.spanContext().spanId;
+      return tracer.startActiveSpan('handler', (handler) => {
+        ids.handler = handler.spanContext().spanId;
+        return tracer.startActiveSpan('transaction', async (tx) => {
+          ids.tx = tx.spanContext().spanId;
+          const r = await mutex.acquire();
+          r();
+          tx.end();
+          handler.end();
+          request.end();
+        });
+      });
+    });
+    await sleep(INTERVAL * 2 + 100);
+    const hung = tracing.snapshots();
+    const byName = new Map(hung.map((s) => [s.name, s]));
+    expect([...byName.keys()].sort()).toEqual(['handler', 'request', 'transaction']);
+    expect(names(byName.get('transaction')!)).toEqual([EVENT.LOCK_WAIT]);
+    expect(byName.get('handler')!.parentSpanContext?.spanId).toBe(ids.request);
+    expect(byName.get('transaction')!.parentSpanContext?.spanId).toBe(ids.handler);
+    for (const snap of [byName.get('request')!, byName.get('handler')!]) {
+      expect(snap.attributes[ATTR.SPAN_PARTIAL]).toBe(true);
+      expect(snap.events).toEqual([]);
+    }
+    // unchanged: each sent once within refreshMillis
+    for (const id of Object.values(ids)) expect(snapshotsOf(id)).toHaveLength(1);
+
+    release();
+    await done;
+    await sleep(INTERVAL * 3);
+    for (const id of Object.values(ids)) expect(snapshotsOf(id)).toHaveLength(1);
+    expect(snapshotsOf(bystander.spanContext().spanId)).toEqual([]);
+    bystander.end();
+  });
+
   it('sends a changed span again at most once per interval, and an unchanged one after refreshMillis', async () => {
     const span = tracer.startSpan('waiter');
     const started = Date.now();

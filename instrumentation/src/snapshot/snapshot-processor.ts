@@ -6,6 +6,10 @@
  *
  * - A span is snapshotted at most once per interval, only while it is running, and only when its events
  *   changed since its last snapshot (or `refreshMillis` passed, so a long hang stays visible).
+ * - With it go its running ancestors in this process, under the same rule, though they have no wait of
+ *   their own: a chain of waits crosses them (the caller's CLIENT span waits for the SERVER span, which
+ *   waits for its open child, say a database transaction's span with the `lock.wait`), and the detector
+ *   can follow the chain only if it sees every link of it.
  * - Snapshots go straight to the exporter, not through a batch processor, so they are out within one
  *   interval. One snapshot export is in flight at a time; a tick that finds one still running is skipped.
  * - It also stamps every span started inside a task (see `task.ts`) with that `task.id`.
@@ -52,6 +56,10 @@ interface Sent {
 
 const ZERO: [number, number] = [0, 0];
 
+function idOf(ctx: { traceId: string; spanId: string }): string {
+  return ctx.traceId + ctx.spanId;
+}
+
 /** A copy of a running span as a snapshot: same ids, events so far, no end, `span.partial = true`. */
 export function snapshotOf(span: ReadableSpan): ReadableSpan {
   const spanContext = span.spanContext();
@@ -85,6 +93,8 @@ export class WaitSnapshotSpanProcessor implements SpanProcessor {
   readonly #maxBatch: number;
   readonly #exportTimeout: number;
   readonly #live = new Set<Span>();
+  /** The running spans by trace and span id, to find a snapshotted span's running ancestors. */
+  readonly #byId = new Map<string, Span>();
   readonly #sent = new WeakMap<Span, Sent>();
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
@@ -111,6 +121,7 @@ export class WaitSnapshotSpanProcessor implements SpanProcessor {
       }
       if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
       this.#live.add(span);
+      this.#byId.set(idOf(span.spanContext()), span);
       if (this.#timer === undefined) {
         this.#timer = setInterval(() => this.#tick(), this.#interval);
         this.#timer.unref();
@@ -122,6 +133,7 @@ export class WaitSnapshotSpanProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     this.#live.delete(span as Span);
+    this.#byId.delete(idOf(span.spanContext()));
   }
 
   /** Waits for the snapshot export in flight, if any. */
@@ -135,6 +147,7 @@ export class WaitSnapshotSpanProcessor implements SpanProcessor {
       if (this.#timer !== undefined) clearInterval(this.#timer);
       this.#timer = undefined;
       this.#live.clear();
+      this.#byId.clear();
       await this.#inFlight;
     })();
     return this.#shutdown;
@@ -154,22 +167,33 @@ export class WaitSnapshotSpanProcessor implements SpanProcessor {
   /** The snapshots due now, noting them as sent. */
   #due(now: number): ReadableSpan[] {
     const batch: ReadableSpan[] = [];
+    const taken = new Set<Span>();
     for (const span of this.#live) {
       if (span.ended) {
         this.#live.delete(span);
+        this.#byId.delete(idOf(span.spanContext()));
         continue;
       }
-      const count = span.events.length;
-      if (count === 0) continue;
-      const sent = this.#sent.get(span);
-      if (sent !== undefined && sent.events === count && now - sent.at < this.#refresh) continue;
+      if (span.events.length === 0 || taken.has(span)) continue;
       const since = oldestOpen(span.events, span.attributes[ATTR.TASK_ID]);
       if (since === undefined || now - since < this.#minOpen) continue;
-      batch.push(snapshotOf(span));
-      this.#sent.set(span, { events: count, at: now });
+      // the span, then its running ancestors here: each sent when it changed or its refresh is due
+      for (let s: Span | undefined = span; s !== undefined && !s.ended && !taken.has(s); s = this.#parentOf(s)) {
+        taken.add(s);
+        const sent = this.#sent.get(s);
+        if (sent !== undefined && sent.events === s.events.length && now - sent.at < this.#refresh) continue;
+        batch.push(snapshotOf(s));
+        this.#sent.set(s, { events: s.events.length, at: now });
+      }
       if (batch.length >= this.#maxBatch) break;
     }
     return batch;
+  }
+
+  /** The running parent of `span` in this process, if any. */
+  #parentOf(span: Span): Span | undefined {
+    const parent = span.parentSpanContext;
+    return parent === undefined || parent.isRemote ? undefined : this.#byId.get(idOf(parent));
   }
 
   #export(batch: ReadableSpan[], now: number): void {
