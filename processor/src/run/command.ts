@@ -10,6 +10,7 @@ import { runDemo } from './demo.js';
 import { createLogger } from './logger.js';
 import { optionHelp, optionsFromEnv, optionsFromFlags, parseArgsOptions, readConfigFile, resolveRunOptions, type RunOptions } from './options.js';
 import { WaitgraphProcessor } from './processor.js';
+import { ScaleProcessor } from '../scale/role.js';
 
 /** The help of `waitgraph run`. */
 export const RUN_HELP = `Usage: waitgraph run [options]
@@ -78,7 +79,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     }
   }
 
-  const processor = new WaitgraphProcessor(options, { logger, stdout: io.stdout, color });
+  let processor: WaitgraphProcessor | ScaleProcessor;
+  try {
+    processor = options.role === 'all' ? new WaitgraphProcessor(options, { logger, stdout: io.stdout, color }) : new ScaleProcessor(options.role, options, logger);
+  } catch (err) {
+    if (!(err instanceof WaitgraphError)) throw err;
+    io.stderr(`waitgraph run: ${err.message}\n`);
+    return EXIT.ERROR;
+  }
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {

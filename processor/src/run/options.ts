@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { WaitgraphError } from '../errors.js';
+import { ROLES, type Role } from '../scale/role.js';
 import { PAYLOAD_ENCODINGS, type PayloadEncoding } from '../io/index.js';
 
 /** A duration: milliseconds, or a string with a unit: `250ms`, `10s`, `10m`, `1h`. */
@@ -34,6 +35,10 @@ export type StdoutFormat = (typeof STDOUT_FORMATS)[number];
 
 /** Options of `waitgraph run`. Every field is optional; the defaults are in the doc comments. */
 export interface RunOptions {
+  /** `all`: the single-instance processor; `decode`, `detect` or `both`: a scale-out instance (docs/architecture.md). Default `all`. */
+  role?: Role;
+  /** The wait-record topic between the scale-out stages. Default `waitgraph.waits`. */
+  waitsTopic?: string;
   /** Interface of the OTLP/HTTP receiver, `/metrics` and `/healthz`. Default `127.0.0.1`. */
   host?: string;
   /** Port of the same; 0 picks a free one. Default 4318. */
@@ -84,6 +89,8 @@ export interface RunOptions {
 
 /** The options with every default filled in and durations in milliseconds. */
 export interface ResolvedRunOptions {
+  role: Role;
+  waitsTopic: string;
   host: string;
   port: number;
   maxBodyBytes: number;
@@ -139,6 +146,8 @@ export function envName(spec: Pick<OptionSpec, 'flag'>): string {
 
 /** Every option of `waitgraph run`, in the order the help lists them. */
 export const OPTION_SPECS: readonly OptionSpec[] = [
+  { key: 'role', flag: 'role', kind: 'enum', values: ROLES, arg: '<role>', shown: 'all', help: 'all: one processor; decode, detect or both: a scale-out instance' },
+  { key: 'waitsTopic', flag: 'waits-topic', kind: 'string', arg: '<topic>', shown: 'waitgraph.waits', help: 'wait-record topic between the scale-out stages' },
   { key: 'host', flag: 'host', kind: 'string', arg: '<addr>', shown: '127.0.0.1', help: 'interface of the OTLP/HTTP receiver, /metrics, /healthz' },
   { key: 'port', flag: 'port', kind: 'int', min: 0, max: 65535, arg: '<n>', shown: '4318', help: 'its port (0: any free port)' },
   { key: 'maxBodyBytes', flag: 'max-body-bytes', kind: 'int', min: 1, arg: '<n>', shown: '16777216', help: 'largest OTLP/HTTP body, as sent and inflated' },
@@ -165,6 +174,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
 ];
 
 const DEFAULTS: Omit<ResolvedRunOptions, 'instanceId'> = {
+  role: 'all',
+  waitsTopic: 'waitgraph.waits',
   host: '127.0.0.1',
   port: 4318,
   maxBodyBytes: 16 * 1024 * 1024,
@@ -335,7 +346,7 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
   for (const b of merged.kafkaBrokers ?? []) {
     if (!/^[^\s:]+:\d{1,5}$/.test(b)) throw new WaitgraphError('bad-config', `kafkaBrokers (--kafka-brokers): want host:port, got ${JSON.stringify(b)}`);
   }
-  for (const key of ['spansTopic', 'logsTopic', 'alertTopic', 'groupId', 'host'] as const) {
+  for (const key of ['spansTopic', 'logsTopic', 'alertTopic', 'groupId', 'host', 'waitsTopic'] as const) {
     if (merged[key] === '') throw new WaitgraphError('bad-config', `${key}: must not be empty`);
   }
   const staleAfterMs = ms('staleAfter', DEFAULTS.staleAfterMs);
@@ -344,6 +355,8 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
     throw new WaitgraphError('bad-config', `detectInterval (${detectIntervalMs} ms) must be shorter than staleAfter (${staleAfterMs} ms)`);
   }
   return {
+    role: merged.role ?? DEFAULTS.role,
+    waitsTopic: merged.waitsTopic ?? DEFAULTS.waitsTopic,
     host: merged.host ?? DEFAULTS.host,
     port: merged.port ?? DEFAULTS.port,
     maxBodyBytes: merged.maxBodyBytes ?? DEFAULTS.maxBodyBytes,

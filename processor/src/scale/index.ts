@@ -15,3 +15,5 @@ export { ensureTopics } from './topics.js';
 export type { TopicSpec } from './topics.js';
 export { decodeWaitRecordBatch, encodeWaitRecordBatch, selectWaitSpans, WaitRecordBuilder } from './wait-records.js';
 export type { DecodedWaitRecords, WaitFilterOptions, WaitRecordCounts } from './wait-records.js';
+export { ROLES, ScaleProcessor } from './role.js';
+export type { Role, ScaleOptions } from './role.js';

@@ -1,0 +1,419 @@
+/**
+ * The Kafka benchmark (`npm run bench:kafka`): a script, not a timed test. Against a real broker (its own,
+ * started with scripts/kafka.sh on free ports, or `$WAITGRAPH_KAFKA_BOOTSTRAP`) it prints its figures, and
+ * its last line is a JSON object of them.
+ *
+ * 1. Produces the workload (`--spans`, default 300,000 spans, 1 in 10 with wait events) as OTLP protobuf
+ *    batches of 500 spans into a spans topic of 6 partitions.
+ * 2. Throughput, each from the same messages, each with a consumer group of its own:
+ *    (a) a plain kafkajs consumer that only reads them;
+ *    (b) the waitgraph path from the spans topic to graph updates: KafkaSource, the OTLP decoder,
+ *        Detector.addBatch and detect() per batch;
+ *    (b') the same with the wait-record filter before the engine (what a decode stage keeps);
+ *    (b'') the scale-out path: a decode stage republishing wait records and a detection stage reading
+ *        them, running side by side, until the detection stage has taken in every span;
+ *    spans/s of each and the ratio of each to (a) (targets: >= 50,000 spans/s, ratio >= 0.5).
+ * 3. Detection latency: `waitgraph run` in a child process (single-instance, then `--role both`) reads a
+ *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000); every
+ *    `--every` ms (default 150) a lock cycle is sent, its two spans on two partitions, and the time from
+ *    producing the span that closes it to the alert on the alert topic is measured, over `--cycles` cycles
+ *    (default 60). Target: p99 < 200 ms. A processor that falls behind shows as cycles not alerted.
+ *
+ * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { decodeOtlpTracesProto } from '../src/decode/index.js';
+import { Detector } from '../src/engine/index.js';
+import { KafkaSource, silentLogger, type SourceMessage } from '../src/io/index.js';
+import type { DecodedBatch } from '../src/model/span.js';
+import { DecodeStage, DetectStage, selectWaitSpans, WaitRecordBuilder } from '../src/scale/index.js';
+import { lockCycle } from './cycle-spans.js';
+import { benchBroker, freePort } from './kafka-broker.js';
+import { buildWorkload } from './otlp-workload.js';
+
+const PARTITIONS = 6;
+const BATCH_SPANS = 500;
+
+interface Args {
+  parts: Set<string>;
+  spans: number;
+  rate: number;
+  cycles: number;
+  everyMs: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { parts: new Set(), spans: 300_000, rate: 60_000, cycles: 60, everyMs: 150 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = () => Number(argv[++i]);
+    if (a === '--spans') args.spans = num();
+    else if (a === '--rate') args.rate = num();
+    else if (a === '--cycles') args.cycles = num();
+    else if (a === '--every') args.everyMs = num();
+    else if (a === 'throughput' || a === 'latency') args.parts.add(a);
+    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, --spans n, --rate n, --cycles n, --every ms)`);
+  }
+  if (args.parts.size === 0) args.parts = new Set(['throughput', 'latency']);
+  return args;
+}
+
+const log = (line: string) => console.log(line);
+const round = (x: number) => Math.round(x);
+const ratio = (x: number, y: number) => Math.round((x / y) * 1000) / 1000;
+
+function client(bootstrap: string, clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 8 } });
+}
+
+async function createTopics(kafka: Kafka, topics: string[], partitions = PARTITIONS): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Sends batches round-robin over the partitions, a few requests in flight. */
+async function produceAll(producer: Producer, topic: string, batches: Uint8Array[], from = 0): Promise<void> {
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < batches.length; i += 8) {
+    const messages = batches.slice(i, i + 8).map((b, k) => ({ partition: (from + i + k) % PARTITIONS, value: Buffer.from(b.buffer, b.byteOffset, b.byteLength) }));
+    inFlight.push(producer.send({ topic, messages, acks: 1 }));
+    if (inFlight.length >= 4) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 300_000, stepMs = 5): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`kafka-bench: timed out waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, stepMs));
+  }
+}
+
+/** (a) A plain kafkajs consumer that only reads the messages. */
+async function plainRead(kafka: Kafka, topic: string, messages: number): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench-plain-${randomUUID()}`, maxWaitTimeInMs: 100, maxBytesPerPartition: 1_048_576 });
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      if (first === 0) first = performance.now();
+      for (const m of batch.messages) if (m.value) seen++;
+      last = performance.now();
+    },
+  });
+  await until(() => seen >= messages, 'the plain consumer');
+  await consumer.disconnect();
+  return last - first;
+}
+
+/** (b) KafkaSource, decode, Detector.addBatch and detect per batch; `filter` cuts the spans first. */
+async function waitgraphRead(bootstrap: string, topic: string, spans: number, filter: boolean): Promise<{ ms: number; kept: number }> {
+  const detector = new Detector();
+  let seen = 0;
+  let kept = 0;
+  let first = 0;
+  let last = 0;
+  const source = new KafkaSource<DecodedBatch>({
+    brokers: [bootstrap],
+    clientId: 'bench-waitgraph',
+    logger: silentLogger,
+    topics: [{ topic, signal: 'traces' }],
+    groupId: `bench-waitgraph-${randomUUID()}`,
+    deadLetterTopic: null,
+    maxWaitTimeMs: 100,
+    decode: (m: SourceMessage) => decodeOtlpTracesProto(m.value, m.name),
+    apply: async (messages, info) => {
+      if (first === 0) first = performance.now() - (Date.now() - info.receivedAtMs);
+      for (const { message, value } of messages) {
+        seen += value.spans.length;
+        const batch = filter ? { spans: selectWaitSpans(value.spans), logEvents: value.logEvents } : value;
+        kept += batch.spans.length;
+        detector.addBatch(batch, message.timestampMs * 1e6);
+      }
+      detector.detect();
+      last = performance.now();
+    },
+  });
+  await source.start();
+  await until(() => seen >= spans, 'the waitgraph consumer');
+  await source.shutdown();
+  return { ms: last - first, kept };
+}
+
+/** (b'') The decode stage and the detection stage side by side, until detection has taken in every span. */
+async function twoStageRead(bootstrap: string, topic: string, spans: number): Promise<{ ms: number; kept: number }> {
+  const id = randomUUID().slice(0, 8);
+  const waitsTopic = `bench.waits.${id}`;
+  await createTopics(client(bootstrap, 'bench-admin'), [waitsTopic]);
+  const decode = new DecodeStage({
+    brokers: [bootstrap],
+    clientId: 'bench-decode',
+    logger: silentLogger,
+    topics: [{ topic, signal: 'traces' }],
+    groupId: `bench-decode-${id}`,
+    waitsTopic,
+    deadLetterTopic: null,
+  });
+  const detect = new DetectStage({
+    brokers: [bootstrap],
+    instanceId: `bench-${id}`,
+    logger: silentLogger,
+    waitsTopic,
+    alertTopic: `bench.alerts.${id}`,
+    ownershipGroup: `bench-detect-${id}`,
+  });
+  await detect.start();
+  await decode.start();
+  await until(() => decode.counts.spansIn > 0, 'the decode stage to start');
+  const first = performance.now();
+  await until(() => detect.counts.sourceSpans >= spans, 'the detection stage');
+  const ms = performance.now() - first;
+  const kept = detect.counts.spans;
+  await Promise.all([decode.shutdown(), detect.shutdown()]);
+  return { ms, kept };
+}
+
+async function throughput(bootstrap: string, args: Args) {
+  const kafka = client(bootstrap, 'bench');
+  const topic = `bench.spans.${randomUUID().slice(0, 8)}`;
+  await createTopics(kafka, [topic]);
+  log(`building ${args.spans} spans of OTLP protobuf (batches of ${BATCH_SPANS}, 1 in 10 with wait events)...`);
+  const work = buildWorkload({ spans: args.spans, batchSize: BATCH_SPANS, seed: 1 });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const t0 = performance.now();
+  await produceAll(producer, topic, work.batches);
+  const produceMs = performance.now() - t0;
+  await producer.disconnect();
+  log(`produced ${work.spanCount} spans in ${work.batches.length} messages (${(work.bytes / 1e6).toFixed(1)} MB) to ${PARTITIONS} partitions in ${round(produceMs)} ms`);
+
+  // What a decode stage keeps of this workload.
+  const b = new WaitRecordBuilder();
+  let waitBytes = 0;
+  for (const bytes of work.batches) {
+    b.add(decodeOtlpTracesProto(bytes), 0);
+    waitBytes += JSON.stringify(b.take()).length;
+  }
+  const filter = { spansKept: b.counts.spansKept, keptRatio: ratio(b.counts.spansKept, b.counts.spansIn), bytesRatio: ratio(waitBytes, work.bytes) };
+  log(`wait-record filter: keeps ${filter.spansKept} of ${work.spanCount} spans (${filter.keptRatio}), ${filter.bytesRatio} of the bytes`);
+
+  const plainMs = await plainRead(kafka, topic, work.batches.length);
+  const plain = round((work.spanCount / plainMs) * 1000);
+  log(`(a)   plain kafkajs consumer:                ${plain} spans/s (${round(plainMs)} ms)`);
+  const wg = await waitgraphRead(bootstrap, topic, work.spanCount, false);
+  const waitgraph = round((work.spanCount / wg.ms) * 1000);
+  log(`(b)   KafkaSource + decode + engine:         ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}`);
+  const wf = await waitgraphRead(bootstrap, topic, work.spanCount, true);
+  const filtered = round((work.spanCount / wf.ms) * 1000);
+  log(`(b')  ... with the wait-record filter:       ${filtered} spans/s (${round(wf.ms)} ms), ratio ${ratio(filtered, plain)}`);
+  const two = await twoStageRead(bootstrap, topic, work.spanCount);
+  const twoStage = round((work.spanCount / two.ms) * 1000);
+  log(`(b'') decode stage -> waits -> detection:    ${twoStage} spans/s (${round(two.ms)} ms), ratio ${ratio(twoStage, plain)}`);
+  return {
+    spans: work.spanCount,
+    messages: work.batches.length,
+    partitions: PARTITIONS,
+    filter,
+    plainSpansPerSec: plain,
+    waitgraphSpansPerSec: waitgraph,
+    ratio: ratio(waitgraph, plain),
+    filteredSpansPerSec: filtered,
+    filteredRatio: ratio(filtered, plain),
+    twoStageSpansPerSec: twoStage,
+    twoStageRatio: ratio(twoStage, plain),
+  };
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** `waitgraph run` in a child process, single-instance (`all`) or as a scale-out instance (`both`). */
+type LatencyRole = 'all' | 'both';
+
+/** Whether a consumer group is stable with at least one member. */
+async function groupStable(kafka: Kafka, groupId: string): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    return groups[0]?.state === 'Stable' && groups[0].members.length > 0;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Starts `waitgraph run` on the topics; resolves when it takes input. */
+async function startProcessor(
+  kafka: Kafka,
+  bootstrap: string,
+  topics: { spans: string; logs: string; alerts: string; waits: string },
+  id: string,
+  role: LatencyRole,
+): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const bin = new URL('../../bin/waitgraph.js', import.meta.url).pathname;
+  const group = `bench-run-${id}-${role}`;
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      'run',
+      ...(role === 'both' ? ['--role', 'both', '--waits-topic', topics.waits] : []),
+      '--kafka-brokers', bootstrap,
+      '--spans-topic', topics.spans,
+      '--logs-topic', topics.logs,
+      '--alert-topic', topics.alerts,
+      '--group-id', group,
+      '--dead-letter-topic', '',
+      '--alert-file', '',
+      '--stdout', 'none',
+      '--port', String(port),
+      '--replay-window', '0',
+      '--stale-after', '120s',
+      '--stats-interval', '0',
+      '--log-level', 'warn',
+      '--instance-id', `bench-${id}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const ready =
+    role === 'all'
+      ? () => fetch(`${url}/healthz`).then((r) => r.ok, () => false)
+      : async () => (await groupStable(kafka, `${group}-decode`)) && (await groupStable(kafka, `${group}-detect`));
+  const deadline = Date.now() + 120_000;
+  while (!(await ready())) {
+    if (child.exitCode !== null) throw new Error(`kafka-bench: waitgraph run exited with ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error('kafka-bench: waitgraph run did not become ready');
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  return { child, url };
+}
+
+/** Reads a counter's value from Prometheus text. */
+function metric(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+async function latency(bootstrap: string, args: Args, role: LatencyRole) {
+  const kafka = client(bootstrap, 'bench-latency');
+  const id = randomUUID().slice(0, 8);
+  const topics = { spans: `bench.lat.spans.${id}`, logs: `bench.lat.logs.${id}`, alerts: `bench.lat.alerts.${id}`, waits: `bench.lat.waits.${id}` };
+  await createTopics(kafka, [topics.spans, topics.waits]);
+  await createTopics(kafka, [topics.logs, topics.alerts], 1);
+  const loadSeconds = Math.ceil((args.cycles * args.everyMs) / 1000) + 3;
+  const loadSpans = args.rate * loadSeconds;
+  log(`building ${loadSpans} spans of background load (${args.rate} spans/s for ${loadSeconds} s)...`);
+  const load = buildWorkload({ spans: loadSpans, batchSize: BATCH_SPANS, seed: 7 });
+  const cycles = Array.from({ length: args.cycles }, (_, i) => lockCycle(`bench-${id}-${i}`));
+
+  const { child, url } = await startProcessor(kafka, bootstrap, topics, id, role);
+  const arrived = new Map<string, number>();
+  const alerts = kafka.consumer({ groupId: `bench-alerts-${id}`, maxWaitTimeInMs: 20 });
+  await alerts.connect();
+  await alerts.subscribe({ topics: [topics.alerts], fromBeginning: true });
+  await alerts.run({
+    eachMessage: async ({ message }) => {
+      const at = Date.now();
+      const key = message.key?.toString();
+      if (key && !arrived.has(key)) arrived.set(key, at);
+    },
+  });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const cycleProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await cycleProducer.connect();
+  try {
+    // The load: batches paced to the rate, one tick every 50 ms.
+    const perTick = (args.rate / BATCH_SPANS) * 0.05;
+    let sentBatches = 0;
+    const loadStart = Date.now();
+    const loadDone = (async () => {
+      while (sentBatches < load.batches.length) {
+        const due = Math.min(load.batches.length, Math.floor(((Date.now() - loadStart) / 50 + 1) * perTick));
+        if (due > sentBatches) {
+          await produceAll(producer, topics.spans, load.batches.slice(sentBatches, due), sentBatches);
+          sentBatches = due;
+        }
+        await new Promise((ok) => setTimeout(ok, 10));
+      }
+    })();
+    // Cycles, once the load runs: the closing span's produce time is where latency starts.
+    await new Promise((ok) => setTimeout(ok, 1_000));
+    const sentAt = new Map<string, number>();
+    for (const c of cycles) {
+      await cycleProducer.send({ topic: topics.spans, acks: 1, messages: [{ partition: 0, value: Buffer.from(c.messages[0]) }] });
+      sentAt.set(c.fingerprint, Date.now());
+      await cycleProducer.send({ topic: topics.spans, acks: 1, messages: [{ partition: 1, value: Buffer.from(c.messages[1]) }] });
+      await new Promise((ok) => setTimeout(ok, args.everyMs));
+    }
+    await loadDone;
+    const loadMs = Date.now() - loadStart;
+    const lastCycle = Date.now();
+    // A processor that cannot keep up alerts late, or not within the wait: both show in the figures.
+    await until(() => cycles.every((c) => arrived.has(c.fingerprint)), 'every cycle alert', 30_000, 20).catch(() => {});
+    const waitedMs = Date.now() - lastCycle;
+    const spansIn = role === 'all' ? metric(await (await fetch(`${url}/metrics`)).text(), 'waitgraph_spans_received_total') : undefined;
+    const lat = cycles.filter((c) => arrived.has(c.fingerprint)).map((c) => arrived.get(c.fingerprint)! - sentAt.get(c.fingerprint)!).sort((a, b) => a - b);
+    const missing = cycles.length - lat.length;
+    const result = {
+      path: role === 'all' ? 'waitgraph run' : 'waitgraph run --role both',
+      cycles: cycles.length,
+      loadSpansPerSec: round((load.spanCount / loadMs) * 1000),
+      ...(spansIn !== undefined ? { processorSpansIn: spansIn } : {}),
+      alerted: lat.length,
+      missingAfterMs: missing > 0 ? waitedMs : 0,
+      p50Ms: lat.length ? quantile(lat, 0.5) : null,
+      p99Ms: missing > 0 ? null : quantile(lat, 0.99),
+      maxMs: lat.length ? lat[lat.length - 1] : null,
+    };
+    log(
+      `latency (${result.path}, load ${result.loadSpansPerSec} spans/s, ${result.cycles} cycles): ` +
+        (missing > 0
+          ? `${missing} cycles not alerted ${waitedMs} ms after the last one (the processor fell behind); p50 of the others ${result.p50Ms} ms`
+          : `p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms`),
+    );
+    return result;
+  } finally {
+    await producer.disconnect();
+    await cycleProducer.disconnect();
+    await alerts.disconnect();
+    child.kill('SIGTERM');
+    await new Promise((ok) => child.once('exit', ok));
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const broker = await benchBroker(log);
+  const stop = () => void broker.stop().finally(() => process.exit(130));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const out: Record<string, unknown> = { broker: broker.owned ? 'scripts/kafka.sh' : broker.bootstrap };
+  try {
+    if (args.parts.has('throughput')) out.throughput = await throughput(broker.bootstrap, args);
+    if (args.parts.has('latency')) {
+      out.latency = await latency(broker.bootstrap, args, 'all');
+      out.latencyScaleOut = await latency(broker.bootstrap, args, 'both');
+    }
+  } finally {
+    await broker.stop();
+  }
+  console.log(JSON.stringify(out));
+}
+
+await main();
