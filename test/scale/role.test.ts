@@ -1,0 +1,72 @@
+/**
+ * `waitgraph run --role both` on a real broker: a scale-out instance started from the command line decodes
+ * a lock cycle spread over two partitions and publishes one alert that follows the alert schema; it stops
+ * cleanly on SIGTERM. Without Kafka, a scale-out role is a usage error.
+ */
+import { spawn } from 'node:child_process';
+import { Partitioners } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { lockCycle } from '../../processor/bench/cycle-spans.js';
+import { main, type CliIo } from '../../processor/src/cli/main.js';
+import { endOffsets, readTopic, waitFor } from '../io/kafka-helpers.js';
+import { ensureKafka, testKafkaClient, uniqueTopic } from '../support/kafka.js';
+import { schemaErrors, validateAlert } from '../support/schemas.js';
+
+const BIN = new URL('../../bin/waitgraph.js', import.meta.url).pathname;
+
+describe('waitgraph run --role', () => {
+  it('refuses a scale-out role without Kafka (exit 2)', async () => {
+    let stderr = '';
+    const io: CliIo = { stdout: () => {}, stderr: (s) => void (stderr += s), isTTY: false, env: {} };
+    expect(await main(['run', '--role', 'both'], io)).toBe(2);
+    expect(stderr).toContain('--role both needs Kafka: give --kafka-brokers');
+  });
+
+  it('both: decodes, detects and alerts once, in the alert schema', async () => {
+    const broker = await ensureKafka();
+    const kafka = testKafkaClient(broker.brokers);
+    const run = uniqueTopic('role');
+    const topics = { spans: `${run}.spans`, logs: `${run}.logs`, waits: `${run}.waits`, alerts: `${run}.alerts` };
+    await broker.createTopic(topics.spans, 2);
+    await broker.createTopic(topics.logs, 1);
+    const args = ['run', '--role', 'both', '--kafka-brokers', broker.bootstrap, '--group-id', run, '--instance-id', 'role-test'];
+    args.push('--spans-topic', topics.spans, '--logs-topic', topics.logs, '--waits-topic', topics.waits, '--alert-topic', topics.alerts);
+    args.push('--dead-letter-topic', '', '--alert-file', '', '--stdout', 'none', '--log-level', 'warn', '--stale-after', '10m');
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    try {
+      // Ready: both of its groups have settled.
+      const admin = kafka.admin();
+      await admin.connect();
+      await waitFor(
+        'the decode and ownership groups',
+        async () => {
+          const { groups } = await admin.describeGroups([`${run}-decode`, `${run}-detect`]);
+          return groups.every((g) => g.state === 'Stable' && g.members.length === 1);
+        },
+        60_000,
+      );
+      await admin.disconnect();
+
+      const cycle = lockCycle(`${run}-cycle`);
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      await producer.send({ topic: topics.spans, messages: [{ partition: 0, value: Buffer.from(cycle.messages[0]) }] });
+      await producer.send({ topic: topics.spans, messages: [{ partition: 1, value: Buffer.from(cycle.messages[1]) }] });
+      await producer.disconnect();
+
+      const [msg] = await readTopic(kafka, topics.alerts, 1);
+      const alert = JSON.parse(msg!.value.toString('utf8'));
+      expect(validateAlert(alert), schemaErrors(validateAlert)).toBe(true);
+      expect(msg!.key).toBe(cycle.fingerprint);
+      expect(alert).toMatchObject({ change: 'opened', fingerprint: cycle.fingerprint, detector: { instance: 'role-test' } });
+      expect(alert.finding.resources).toEqual([...cycle.locks].sort());
+      // No second alert.
+      await new Promise((ok) => setTimeout(ok, 2_000));
+      expect(Object.values(await endOffsets(kafka, topics.alerts)).reduce((n, o) => n + Number(o), 0)).toBe(1);
+    } finally {
+      const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  }, 120_000);
+});
