@@ -286,7 +286,10 @@ export class Detector {
     const f: Finding = structuredClone(entry.finding);
     f.state = 'resolved';
     const first = entry.tasks[0];
-    const span = best?.w.span ?? first.spans[0];
+    // The task may have lost its spans since (a newer version named another task): its finding still
+    // names the span it was found in.
+    const shown = entry.finding.tasks.find((x) => x.key === taskKey(first))!;
+    const span = best?.w.span ?? first.spans[0] ?? { traceId: shown.traceId, spanId: shown.spanId };
     const at = best?.w.end ?? entry.formed;
     f.resolvedAt = new Date(Math.floor(at / 1e6)).toISOString();
     f.durationMs = Math.max(0, Math.round((at - entry.formed) / 1e3) / 1e3);

@@ -617,6 +617,10 @@ export class GraphStore {
     let heir: TaskNode | undefined;
     let rest: string | undefined;
     let arrived = true;
+    // Reused span ids can make a parent chain loop; past a depth no real trace reaches, remember the
+    // spans walked so a loop ends the walk (a loop of ended spans has no open ancestor).
+    let depth = 0;
+    let walked: Set<SpanNode> | undefined;
     while (cur.parentSpanId !== undefined) {
       rest = cur.parentSpanId;
       const s = this.spans.get(cur.traceId, rest);
@@ -630,6 +634,11 @@ export class GraphStore {
         break;
       }
       cur = s; // ended: remembered as `rest`, so the hand-over is redone if this span changes
+      if (++depth > 64) {
+        walked ??= new Set();
+        if (walked.has(s)) break;
+        walked.add(s);
+      }
     }
     const ho = h.handover!;
     ho.heir = heir;
