@@ -55,6 +55,11 @@ export interface RunOptions {
   kafkaEncoding?: PayloadEncoding;
   /** Consumer group. Default `waitgraph`. */
   groupId?: string;
+  /**
+   * Kafka consumer session timeout: how long the group waits for a member that stopped answering (a killed
+   * processor) before giving its partitions to another. Default `10s`.
+   */
+  kafkaSessionTimeout?: Duration;
   /** Alert topic. Default `waitgraph.alerts`. */
   alertTopic?: string;
   /** Dead-letter topic for malformed messages; empty to only count and log them. Default `waitgraph.deadletter`. */
@@ -99,6 +104,7 @@ export interface ResolvedRunOptions {
   logsTopic: string;
   kafkaEncoding: PayloadEncoding;
   groupId: string;
+  kafkaSessionTimeoutMs: number;
   alertTopic: string;
   /** null: none. */
   deadLetterTopic: string | null;
@@ -156,6 +162,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'logsTopic', flag: 'logs-topic', kind: 'string', arg: '<topic>', shown: 'otlp_logs', help: 'logs topic (log-based wait events)' },
   { key: 'kafkaEncoding', flag: 'kafka-encoding', kind: 'enum', values: PAYLOAD_ENCODINGS, arg: '<enc>', shown: 'otlp_proto', help: 'encoding of both topics: otlp_proto or otlp_json' },
   { key: 'groupId', flag: 'group-id', kind: 'string', arg: '<id>', shown: 'waitgraph', help: 'consumer group' },
+  { key: 'kafkaSessionTimeout', flag: 'kafka-session-timeout', kind: 'duration', min: 1000, arg: '<dur>', shown: '10s', help: 'time before the group reassigns a dead member' },
   { key: 'alertTopic', flag: 'alert-topic', kind: 'string', arg: '<topic>', shown: 'waitgraph.alerts', help: 'alert topic (created compacted if missing)' },
   { key: 'deadLetterTopic', flag: 'dead-letter-topic', kind: 'string', arg: '<topic>', shown: 'waitgraph.deadletter', help: "malformed messages go here ('' for none)" },
   { key: 'replayWindow', flag: 'replay-window', kind: 'duration', min: 0, arg: '<dur>', shown: '10m', help: 'spans replayed at start to rebuild the graph' },
@@ -184,6 +191,7 @@ const DEFAULTS: Omit<ResolvedRunOptions, 'instanceId'> = {
   logsTopic: 'otlp_logs',
   kafkaEncoding: 'otlp_proto',
   groupId: 'waitgraph',
+  kafkaSessionTimeoutMs: 10_000,
   alertTopic: 'waitgraph.alerts',
   deadLetterTopic: 'waitgraph.deadletter',
   replayWindowMs: 10 * 60_000,
@@ -333,7 +341,7 @@ function check(options: unknown, where: string): void {
 export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
   const merged: RunOptions = Object.assign({}, ...layers);
   check(merged, 'options');
-  const ms = (key: 'replayWindow' | 'detectInterval' | 'staleAfter' | 'statsInterval' | 'shutdownTimeout', fallback: number) => {
+  const ms = (key: 'replayWindow' | 'detectInterval' | 'staleAfter' | 'statsInterval' | 'shutdownTimeout' | 'kafkaSessionTimeout', fallback: number) => {
     const v = merged[key];
     if (v === undefined) return fallback;
     const spec = OPTION_SPECS.find((s) => s.key === key)!;
@@ -365,6 +373,7 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
     logsTopic: merged.logsTopic ?? DEFAULTS.logsTopic,
     kafkaEncoding: merged.kafkaEncoding ?? DEFAULTS.kafkaEncoding,
     groupId: merged.groupId ?? DEFAULTS.groupId,
+    kafkaSessionTimeoutMs: ms('kafkaSessionTimeout', DEFAULTS.kafkaSessionTimeoutMs),
     alertTopic: merged.alertTopic ?? DEFAULTS.alertTopic,
     deadLetterTopic: merged.deadLetterTopic === '' ? null : (merged.deadLetterTopic ?? DEFAULTS.deadLetterTopic),
     replayWindowMs: ms('replayWindow', DEFAULTS.replayWindowMs),

@@ -253,6 +253,7 @@ export class WaitgraphProcessor {
         { topic: o.logsTopic, signal: 'logs', encoding },
       ],
       groupId: o.groupId,
+      sessionTimeoutMs: o.kafkaSessionTimeoutMs,
       deadLetterTopic: o.deadLetterTopic,
       metrics: this.metrics,
       logger: this.logger,

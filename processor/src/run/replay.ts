@@ -54,7 +54,10 @@ export class ReplayOrder {
     for (const p of partitions) {
       const end = BigInt(p.endOffsetAtStart);
       const start = p.startOffset === undefined ? end : BigInt(p.startOffset);
-      this.lanes.set(`${p.topic}/${p.partition}`, { items: [], head: 0, end, caughtUp: start >= end, latestMs: -Infinity, lastProgressAt: nowMs });
+      const name = `${p.topic}/${p.partition}`;
+      // Input that came before the join stays held.
+      const held = this.lanes.get(name);
+      this.lanes.set(name, { items: held?.items ?? [], head: held?.head ?? 0, end, caughtUp: start >= end, latestMs: held?.latestMs ?? -Infinity, lastProgressAt: nowMs });
     }
   }
 
