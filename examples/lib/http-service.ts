@@ -8,6 +8,7 @@
  * land on it (or on child spans they start).
  */
 import http from 'node:http';
+import { trace } from '@opentelemetry/api';
 import type { AddressInfo } from 'node:net';
 import type { Telemetry } from './telemetry.js';
 
@@ -45,6 +46,8 @@ export class HttpError extends Error {
 
 interface Route {
   method: string;
+  /** `/orders/:id/settle` */
+  template: string;
   parts: string[];
   handler: Handler;
 }
@@ -97,9 +100,9 @@ export interface Service {
 export async function serve(options: ServeOptions): Promise<Service> {
   const routes: Route[] = Object.entries(options.routes).map(([key, handler]) => {
     const [method, path] = key.split(' ');
-    return { method: method!, parts: path!.split('/').filter(Boolean), handler };
+    return { method: method!, template: path!, parts: path!.split('/').filter(Boolean), handler };
   });
-  routes.push({ method: 'GET', parts: ['healthz'], handler: () => ({ status: 200, body: { ok: true } }) });
+  routes.push({ method: 'GET', template: '/healthz', parts: ['healthz'], handler: () => ({ status: 200, body: { ok: true } }) });
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -118,6 +121,10 @@ export async function serve(options: ServeOptions): Promise<Service> {
           found = { route, params };
           break;
         }
+      }
+      if (found) {
+        // as web frameworks do: the SERVER span named after the route, so traces and alerts read well
+        trace.getActiveSpan()?.updateName(`${found.route.method} ${found.route.template}`).setAttribute('http.route', found.route.template);
       }
       const body = await readBody(req);
       reply = found

@@ -63,7 +63,8 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
         : [
             // health checks and gauges are polled: traces of them would only bury the requests that matter
             new HttpInstrumentation(waitgraphHttpConfig({ ignoreIncomingRequestHook: (req) => UNTRACED.test(req.url ?? '') })),
-            new UndiciInstrumentation(waitgraphUndiciConfig()),
+            // CLIENT spans named after the call, not just its method, so chains in alerts say what was called
+            new UndiciInstrumentation(waitgraphUndiciConfig({ requestHook: (span, req) => span.updateName(`${req.method} ${req.path.split('?')[0]}`) })),
           ],
     // traces only: the examples export no metrics or logs, so nothing else claims an endpoint
     logRecordProcessors: [],
