@@ -2,7 +2,7 @@
  * The options of `waitgraph run`: defaults, the three places they come from and which wins, and the
  * errors a user sees for a bad one (at start, naming the option), through the command itself.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -95,6 +95,16 @@ describe('waitgraph run options', () => {
     const top = io();
     await main(['--help'], top.cli);
     expect(top.out()).toContain('waitgraph run [options]');
+  });
+
+  it('are all documented in docs/processor.md, with the defaults the help shows', () => {
+    const doc = readFileSync(new URL('../../docs/processor.md', import.meta.url), 'utf8');
+    for (const spec of OPTION_SPECS) {
+      const row = doc.split('\n').find((l) => l.startsWith('| ') && l.includes(`\`--${spec.flag}\``));
+      expect(row, `--${spec.flag}`).toBeDefined();
+      const defaultCell = row!.split('|')[2]!;
+      expect(defaultCell, `--${spec.flag}`).toContain(spec.shown === 'host name' ? 'the host name' : spec.shown);
+    }
   });
 
   it('logs JSON objects or logfmt lines, from the chosen level up', () => {

@@ -109,6 +109,12 @@ describe('detection pipeline', () => {
     clock.now += 1000;
     await feed();
     expect(after.sink.alerts).toHaveLength(2);
+
+    // The ring's emitters come back: the deadlock was only untrusted, not over, and is announced again.
+    await after.p.apply(HTTP_LANE, [{ batch: batch(ring), observedAtMs: clock.now }], clock.now);
+    expect(after.sink.alerts.map((a) => [a.change, a.fingerprint]).at(-1)).toEqual(['opened', ringFp]);
+    await after.p.apply(HTTP_LANE, [{ batch: batch(ring), observedAtMs: clock.now }], clock.now);
+    expect(after.sink.alerts).toHaveLength(3);
   });
 
   it('holds a Kafka replay until every partition caught up, and announces only what is still there', async () => {

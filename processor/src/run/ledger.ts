@@ -5,7 +5,8 @@
  * fingerprint is the finding's state, or, without Kafka, the JSON-lines alert file) and kept up to date as
  * alerts go out. A deadlock incident is its fingerprint and the time it formed (`formedAt`): the same tasks
  * deadlocking again later is a new incident with the same fingerprint. The rules:
- * - `opened` goes out unless that fingerprint is open already, or this very incident was already resolved;
+ * - `opened` goes out unless that fingerprint is open already, or this very incident was already resolved
+ *   (except when it was resolved only because its spans went stale: then it is back, and said so);
  * - `resolved` goes out unless this incident's resolution already did;
  * - `potential` goes out once per fingerprint.
  */
@@ -13,6 +14,9 @@ import { readFile } from 'node:fs/promises';
 import type { Alert, AlertChangeKind, Finding } from '../../../schemas/index.js';
 import { ALERT_CHANGES } from '../../../schemas/index.js';
 import type { Logger } from '../io/index.js';
+
+/** The `brokenBy` event of a deadlock resolved because its spans stopped being fresh: a loss of trust, not an end. */
+const STALE = 'span.stale';
 
 /** The last announced state of one deadlock fingerprint. */
 export interface LedgerEntry {
@@ -38,7 +42,7 @@ export class AlertLedger {
     const last = this.deadlocks.get(finding.fingerprint);
     if (!last) return true;
     const sameIncident = last.finding.formedAt === finding.formedAt;
-    if (change === 'opened') return last.change === 'resolved' && !sameIncident;
+    if (change === 'opened') return last.change === 'resolved' && (!sameIncident || last.finding.brokenBy?.event === STALE);
     return !(last.change === 'resolved' && sameIncident);
   }
 
