@@ -135,6 +135,30 @@ describe('detection pipeline', () => {
   });
 });
 
+describe('staleness under a Kafka backlog', () => {
+  it('judges staleness by the newest record applied while the consumer is behind, by the wall clock once caught up', async () => {
+    const clock = { now: T0 };
+    const { p, sink } = pipeline(new AlertLedger(), { kafka: true, clock });
+    p.assign([{ topic: 'spans', partition: 0, startOffset: '0', endOffsetAtStart: '0' }]);
+    await p.tick();
+    expect(p.ready).toBe(true);
+    // Records written at T0, read while 100 more wait behind them.
+    await p.apply('spans/0', [{ batch: batch(), observedAtMs: T0 }], clock.now, '0', true);
+    expect(sink.alerts.map((a) => a.change)).toEqual(['opened']);
+    clock.now += 20_000;
+    await p.tick();
+    // Twice the staleness time later by the wall clock, but the backlog holds the snapshots: still trusted.
+    expect(sink.alerts.map((a) => a.change)).toEqual(['opened']);
+    // Caught up, and the last snapshot read is from T0 + 1 s: now it is stale.
+    await p.apply('spans/0', [{ batch: batch(), observedAtMs: T0 + 1000 }], clock.now, '100', false);
+    await p.tick();
+    expect(sink.alerts.map((a) => [a.change, a.finding.brokenBy?.event])).toEqual([
+      ['opened', undefined],
+      ['resolved', 'span.stale'],
+    ]);
+  });
+});
+
 describe('replay order', () => {
   const item = (observedAtMs: number): TimedBatch => ({ batch: { spans: [], logEvents: [] }, observedAtMs });
 

@@ -79,6 +79,9 @@ export class DetectionPipeline {
   private readonly warmPotentials = new Map<string, Finding>();
   private outbox: Outgoing[] = [];
   private lastGaugesAt = 0;
+  /** Kafka lanes whose last batch was not the end of the partition, and the newest record time applied. */
+  private readonly lagging = new Set<string>();
+  private kafkaClockMs = -Infinity;
   private warmUpListeners: (() => void)[] = [];
   /** Counts since the start. */
   readonly counts: PipelineCounts = { batches: 0, spans: 0, waitEvents: 0, alerts: { opened: 0, resolved: 0, potential: 0 }, suppressed: 0 };
@@ -124,10 +127,17 @@ export class DetectionPipeline {
   /**
    * Applies decoded input from one lane (`topic/partition`, or `http`), then detects and publishes. During
    * warm-up the input is held and applied in order. Resolves when the resulting alerts are out.
+   * @param lastOffset for Kafka input, the batch's last offset
+   * @param behind for Kafka input, whether the partition has more records after this batch
    */
-  apply(lane: string, items: readonly TimedBatch[], receivedAtMs: number, lastOffset?: string): Promise<void> {
+  apply(lane: string, items: readonly TimedBatch[], receivedAtMs: number, lastOffset?: string, behind = false): Promise<void> {
     return this.serial(async () => {
       this.count(items);
+      if (lastOffset !== undefined) {
+        if (behind) this.lagging.add(lane);
+        else this.lagging.delete(lane);
+        for (const it of items) if (it.observedAtMs > this.kafkaClockMs) this.kafkaClockMs = it.observedAtMs;
+      }
       if (this.warming) {
         this.replay.push(lane, items, lastOffset, this.now());
         this.feed(this.replay.drain());
@@ -150,10 +160,20 @@ export class DetectionPipeline {
         await this.maybeFinishWarmUp();
         return;
       }
-      this.detector.expire(this.now() * 1e6, this.options.staleAfterMs * 1e6);
+      this.detector.expire(this.stalenessClock() * 1e6, this.options.staleAfterMs * 1e6);
       await this.publish(this.detector.detect(), undefined);
       this.updateGauges(false);
     });
+  }
+
+  /**
+   * The time staleness is judged at. Normally the wall clock; but while the Kafka consumer is behind, the
+   * newest record time it has applied: a backlog is not silence, and the snapshots that keep a span fresh
+   * are in it, still to be read.
+   */
+  private stalenessClock(): number {
+    const now = this.now();
+    return this.lagging.size > 0 ? Math.min(now, this.kafkaClockMs) : now;
   }
 
   /** Sends what is still in the outbox. */

@@ -276,6 +276,7 @@ export class WaitgraphProcessor {
           messages.map((m) => ({ batch: m.value, observedAtMs: m.message.timestampMs })),
           info.receivedAtMs,
           info.lastOffset,
+          BigInt(info.highWatermark) > BigInt(info.lastOffset) + 1n,
         ),
     });
     await this.source.start();
