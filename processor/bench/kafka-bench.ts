@@ -73,7 +73,19 @@ async function createTopics(kafka: Kafka, topics: string[], partitions = PARTITI
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+    // A new topic's metadata can lag its creation on a busy broker (kafkajs then reports it unknown while
+    // waiting for leaders): try again, taking a topic that already exists as made.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const existing = new Set(await admin.listTopics());
+        const todo = topics.filter((t) => !existing.has(t));
+        if (todo.length > 0) await admin.createTopics({ topics: todo.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((ok) => setTimeout(ok, 500 * attempt));
+      }
+    }
   } finally {
     await admin.disconnect();
   }
