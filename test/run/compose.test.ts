@@ -102,7 +102,15 @@ describe('docker-compose.yml', () => {
     }
     expect(pipelines.traces.exporters).toContain('kafka');
     expect(pipelines.logs.exporters).toContain('kafka');
-    const toJaeger = pipelines.traces.exporters.find((e: string) => e.startsWith('otlp'));
+    // Spans reach Jaeger through a traces pipeline of their own that drops partial-span snapshots.
+    const [jaegerPipeline] = Object.entries(pipelines as Record<string, Yaml>).filter(
+      ([name, p]) => name.split('/')[0] === 'traces' && p.exporters.some((e: string) => e.startsWith('otlp')),
+    );
+    expect(jaegerPipeline, 'a traces pipeline to Jaeger').toBeDefined();
+    const filters = (jaegerPipeline![1].processors ?? []).filter((x: string) => x.split('/')[0] === 'filter');
+    expect(filters.map((f: string) => JSON.stringify(otelcol.processors[f])).join()).toContain('span.partial');
+    expect(jaegerPipeline![1].exporters).not.toContain('kafka');
+    const toJaeger = jaegerPipeline![1].exporters.find((e: string) => e.startsWith('otlp'));
     const target = hostPort(otelcol.exporters[toJaeger].endpoint);
     expect(target.host).toBe('jaeger');
     const jaegerConfig = readYaml(mounted(jaeger!, configArg(jaeger!)));
