@@ -209,9 +209,13 @@ cmd_format() {
   cmd_install
   write_config
   [[ -f "$DATA_DIR/logs/meta.properties" ]] && return 0
-  # A Kafka Uuid: 16 random bytes in URL-safe base64 without padding.
+  # A Kafka Uuid: 16 random bytes in URL-safe base64 without padding; not one starting with '-', which
+  # the storage tool would read as an option.
   local cluster_id
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  cluster_id="-"
+  while [ "${cluster_id#-}" != "$cluster_id" ]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  done
   # shellcheck disable=SC2046
   java $(java_opts) -cp "$(classpath)" kafka.tools.StorageTool format \
     -t "$cluster_id" -c "$DATA_DIR/server.properties" >"$DATA_DIR/format.log" 2>&1 ||

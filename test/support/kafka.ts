@@ -111,7 +111,20 @@ export async function createTopic(brokers: string[], topic: string, partitions =
   const admin = testKafkaClient(brokers).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+        return;
+      } catch (e) {
+        // A busy broker may answer the leader check before the new partitions have their leader
+        // ("does not host this topic-partition"): look again, and take the topic once every partition has one.
+        if (attempt >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+        const md = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+        const parts = md?.topics[0]?.partitions ?? [];
+        if (parts.length === partitions && parts.every((p) => p.leader >= 0)) return;
+      }
+    }
   } finally {
     await admin.disconnect();
   }

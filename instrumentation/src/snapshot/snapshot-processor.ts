@@ -35,7 +35,11 @@ export const WaitSnapshotOptionsSchema = Type.Object(
     intervalMillis: Type.Optional(Type.Integer({ minimum: 10 })),
     /** How long a wait or hold must have been open before its span is snapshotted. Default: 250. */
     minOpenMillis: Type.Optional(Type.Integer({ minimum: 0 })),
-    /** How often an unchanged snapshot of a still-blocked span is sent again. Default: 10000. */
+    /**
+     * How often an unchanged snapshot of a still-blocked span is sent again. Default: 1000, the spec's
+     * "every second": the detector distrusts a span without a fresh snapshot for its `--stale-after`
+     * (10 s), so a refresh must come well within it.
+     */
     refreshMillis: Type.Optional(Type.Integer({ minimum: 10 })),
     /** The most snapshots one export carries; the rest wait for the next tick. Default: 512. */
     maxBatch: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -106,7 +110,7 @@ export class WaitSnapshotSpanProcessor implements SpanProcessor {
     this.#exporter = exporter;
     this.#interval = o.intervalMillis ?? 1000;
     this.#minOpen = o.minOpenMillis ?? 250;
-    this.#refresh = o.refreshMillis ?? 10_000;
+    this.#refresh = o.refreshMillis ?? 1_000;
     this.#maxBatch = o.maxBatch ?? 512;
     this.#exportTimeout = o.exportTimeoutMillis ?? 30_000;
   }
