@@ -44,6 +44,13 @@ export async function watchAlerts(options: AlertWatchOptions): Promise<AlertWatc
   const consumer: Consumer = kafka.consumer({ groupId: `waitgraph-examples-${process.pid}-${Date.now().toString(36)}` });
   const alerts: ReceivedAlert[] = [];
   const waiters = new Set<() => void>();
+  let crashed: Error | undefined;
+  // kafkajs restarts a consumer after a retriable crash by itself; one it gives up on must not look like silence
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart) return;
+    crashed = payload.error;
+    for (const wake of waiters) wake();
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
@@ -62,6 +69,11 @@ export async function watchAlerts(options: AlertWatchOptions): Promise<AlertWatc
       return new Promise((resolve, reject) => {
         const check = () => {
           const found = alerts.find((a) => match(a.alert));
+          if (found === undefined && crashed !== undefined) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            reject(new Error(`the consumer of ${topic} crashed: ${crashed.message}`));
+          }
           if (found === undefined) return;
           clearTimeout(timer);
           waiters.delete(check);
