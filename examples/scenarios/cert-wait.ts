@@ -8,7 +8,7 @@
  * data plane's push handler waits for the config lock. The push handler's lock timeout (6 s) breaks it.
  */
 import { certIdOf } from '../services/dataplane.js';
-import { callOk, settleAll, until, call } from './drive.js';
+import { call, callOk, settleAll, until } from './drive.js';
 import type { Scenario } from './scenario.js';
 
 interface DataplaneStatus {

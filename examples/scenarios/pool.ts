@@ -8,7 +8,7 @@
  * refresh asks the pool for a connection to write its audit row: there is none, and the 4 that are out
  * will come back only after the refresh lets go of the cache. The pool's connect timeout (6 s) breaks it.
  */
-import { callOk, settleAll, until, call } from './drive.js';
+import { call, callOk, settleAll, until } from './drive.js';
 import type { Scenario } from './scenario.js';
 
 const POOL_SIZE = 4;
