@@ -231,8 +231,8 @@ export class Detector {
     let openWaits = 0;
     let openHolds = 0;
     for (const t of this.store.allTasks()) {
-      for (const w of t.waits) if (w.end === OPEN) openWaits++;
-      for (const h of t.holds) if (h.end === OPEN) openHolds++;
+      for (let w = t.waits; w !== undefined; w = w.next) if (w.end === OPEN) openWaits++;
+      for (let h = t.holds; h !== undefined; h = h.next) if (h.end === OPEN) openHolds++;
     }
     return { spans: this.store.spans.size, tasks: this.store.taskCount, openWaits, openHolds, activeDeadlocks: this.active.size };
   }
@@ -280,7 +280,8 @@ export class Detector {
   private resolvedFrom(entry: ActiveEntry): Finding {
     let best: { w: WaitIv; task: TaskNode } | undefined;
     for (const cw of entry.waits) {
-      const w = cw.task.waits.find((x) => x.kind === cw.kind && x.res === cw.res && x.start === cw.start);
+      let w = cw.task.waits;
+      while (w !== undefined && !(w.kind === cw.kind && w.res === cw.res && w.start === cw.start)) w = w.next;
       if (w && w.end !== OPEN && (!best || w.end < best.w.end)) best = { w, task: cw.task };
     }
     const f: Finding = structuredClone(entry.finding);
@@ -289,7 +290,7 @@ export class Detector {
     // The task may have lost its spans since (a newer version named another task): its finding still
     // names the span it was found in.
     const shown = entry.finding.tasks.find((x) => x.key === taskKey(first))!;
-    const span = best?.w.span ?? first.spans[0] ?? { traceId: shown.traceId, spanId: shown.spanId };
+    const span = best?.w.span ?? (first.spanCount ? first.spanAt(0) : undefined) ?? { traceId: shown.traceId, spanId: shown.spanId };
     const at = best?.w.end ?? entry.formed;
     f.resolvedAt = new Date(Math.floor(at / 1e6)).toISOString();
     f.durationMs = Math.max(0, Math.round((at - entry.formed) / 1e3) / 1e3);

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Finding, FindingTask, Hold, Link, TaskRef, Wait } from '../../../schemas/index.js';
 import type { Core } from './detect.js';
-import { activeAt, byTaskKey, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { activeAt, byTaskKey, taskKey, type HoldIv, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
 import { ownerAt, type Req } from './requirements.js';
 
 /** Options of the finding builder. */
@@ -35,11 +35,12 @@ function spanOf(task: TaskNode, reqs: Req[] | undefined, t: number): SpanNode {
     if (r.parent) return r.parent;
   }
   let best: SpanNode | undefined;
-  for (const s of task.spans) {
+  for (let i = 0, n = task.spanCount; i < n; i++) {
+    const s = task.spanAt(i);
     if (s.task !== task) continue;
     if (activeAt(s.start, s.end, t) && (!best || s.start > best.start)) best = s;
   }
-  return best ?? task.spans[0];
+  return best ?? task.spanAt(0);
 }
 
 function taskRef(task: TaskNode, span: SpanNode): TaskRef {
@@ -57,22 +58,27 @@ function waitOf(w: WaitIv, on: TaskNode[]): Wait {
   return out;
 }
 
+/** The holds a task has in the view at `t`: its own, then those handed over to it. */
+function heldBy(task: TaskNode, t: number): HoldIv[] {
+  const out: HoldIv[] = [];
+  for (let h = task.holds; h !== undefined; h = h.next) if (activeAt(h.start, h.end, t) && ownerAt(h, t) === task) out.push(h);
+  for (const h of task.inherited) if (activeAt(h.start, h.end, t) && ownerAt(h, t) === task) out.push(h);
+  return out;
+}
+
 function holdsOf(task: TaskNode, t: number): Hold[] {
   const byRes = new Map<string, Hold>();
-  for (const list of [task.holds, task.inherited]) {
-    for (const h of list) {
-      if (!activeAt(h.start, h.end, t) || ownerAt(h, t) !== task) continue;
-      const k = h.kind + '\0' + h.res;
-      const prev = byRes.get(k);
-      if (prev) {
-        prev.count = (prev.count ?? 1) + 1;
-        continue;
-      }
-      const out: Hold = { kind: h.kind, resource: h.res, since: iso(h.start) };
-      if (h.kind === 'lock') out.mode = h.mode;
-      else out.count = 1;
-      byRes.set(k, out);
+  for (const h of heldBy(task, t)) {
+    const k = h.kind + '\0' + h.res;
+    const prev = byRes.get(k);
+    if (prev) {
+      prev.count = (prev.count ?? 1) + 1;
+      continue;
     }
+    const out: Hold = { kind: h.kind, resource: h.res, since: iso(h.start) };
+    if (h.kind === 'lock') out.mode = h.mode;
+    else out.count = 1;
+    byRes.set(k, out);
   }
   for (const i of task.issues) {
     if (activeAt(i.start, i.end, t)) byRes.set('cert\0' + i.cert, { kind: 'cert', resource: i.cert, since: iso(i.start) });
@@ -209,9 +215,7 @@ export function deadlockFinding(unsorted: Core, ctx: DeadlockContext, opts: Find
       }
       chain.push(describe(task, r, ctx.t));
     }
-    for (const list of [task.holds, task.inherited]) {
-      for (const h of list) if (activeAt(h.start, h.end, ctx.t) && ownerAt(h, ctx.t) === task) links.add(h.span);
-    }
+    for (const h of heldBy(task, ctx.t)) links.add(h.span);
     tasks.push({ ...taskRef(task, span), key: taskKey(task), waitsFor, holds: holdsOf(task, ctx.t) });
   }
   const victims = ctx.victims.map((v) => {

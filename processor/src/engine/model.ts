@@ -5,8 +5,21 @@
  * Times are unix nanoseconds in doubles. An interval is `[start, end]`; an open one has `end = OPEN`
  * (Infinity). A view of the graph at time `t` sees the intervals with `start < t <= end`; the present is
  * the view at `NOW` (Infinity), which sees exactly the open intervals.
+ *
+ * Memory: the graph holds a span, a task and a few intervals for every open task, so their layout sets
+ * the detector's footprint (a million open tasks must fit in well under 1 GiB). Hence classes with few
+ * fields, and some habits that read oddly without the reason:
+ * - an interval keeps a reference to the event that opened it and reads its task, resource, span and
+ *   start through it, rather than copying them;
+ * - an open end is stored as `undefined` and read back as `OPEN` by a getter: V8 boxes every double held
+ *   in an object field in a heap number of its own, so a stored Infinity would cost one per open interval;
+ * - a task's waits and holds, and a span's events, are singly linked lists (a `next` field), and a task's
+ *   spans are one reference until there are several: most tasks have one span, one hold and one wait,
+ *   and a JS array costs more than the object it would hold;
+ * - what few tasks have (inherited holds, certificate issues, lock-order edges) sits in a side object.
  */
-import type { Attributes } from '../model/span.js';
+import { EVENT } from '../../../schemas/index.js';
+import type { WaitEvent } from './events.js';
 
 /** The end of an interval that has not ended. */
 export const OPEN = Number.POSITIVE_INFINITY;
@@ -18,87 +31,202 @@ export function activeAt(start: number, end: number, t: number): boolean {
   return start < t && end >= t;
 }
 
-/** One wait-vocabulary event, resolved to its task. */
-export interface EventNode {
-  name: string;
-  time: number;
-  /** Position among the events of its span, for a stable order of simultaneous events. */
-  index: number;
-  task: TaskNode;
-  attrs: Attributes;
-  span: SpanNode;
+/** A service instance: `service.name`, plus `service.instance.id` where set. Shared by its tasks. */
+export class Instance {
+  constructor(
+    /** The instance's name: the service name, or `service/instance id`. */
+    readonly name: string,
+    readonly service: string,
+    readonly instanceId: string | undefined,
+    /** The tasks of the instance by task id (shared by instances of the same name). */
+    readonly tasks: Map<string, TaskNode>,
+  ) {}
 }
 
+const DETACHED = 1;
+const PLACEHOLDER = 2;
+const STALE = 4;
+
 /** The newest version of one span. */
-export interface SpanNode {
-  traceId: string;
-  spanId: string;
-  /** The parent's span id (in the same trace), if any. */
-  parentSpanId: string | undefined;
-  name: string;
-  start: number;
+export class SpanNode {
+  /**
+   * The first of the span's wait events (a list through `WaitEvent.next`): its own in record order, then
+   * those that arrived as log records, in arrival order.
+   */
+  events: WaitEvent | undefined = undefined;
+  private endOrOpen: number | undefined;
+  private flags: number;
+
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    /** The parent's span id (in the same trace), if any. */
+    readonly parentSpanId: string | undefined,
+    readonly name: string,
+    /** Only a placeholder's start moves (to its earliest log event). */
+    public start: number,
+    end: number,
+    /** The task whose span this is (for parent/child waits and hold hand-over). */
+    readonly task: TaskNode,
+    /** How many span events the version had (for choosing the newest version). */
+    readonly eventCount: number,
+    /** The latest event time of the version (for choosing the newest version). */
+    readonly lastEventTime: number,
+    /** When the processor last saw a version of this span (caller's clock), for staleness. */
+    public observedAt: number,
+    /** `http.request.resend_count`, or -1 where the span is not a retry attempt. */
+    readonly attempt: number,
+    detached: boolean,
+    /** Whether only log events have been seen for this span so far. */
+    placeholder: boolean,
+  ) {
+    this.endOrOpen = end === OPEN ? undefined : end;
+    this.flags = (detached ? DETACHED : 0) | (placeholder ? PLACEHOLDER : 0);
+  }
+
   /** OPEN while the span has not ended. */
-  end: number;
-  /** The service instance: service.name, plus service.instance.id where set. */
-  instance: string;
-  /** The task whose span this is (for parent/child waits and hold hand-over). */
-  task: TaskNode;
-  detached: boolean;
-  /** `http.request.resend_count`, or -1 where the span is not a retry attempt. */
-  attempt: number;
-  /** Wait-vocabulary events carried by the span itself (the other span events are not kept). */
-  events: EventNode[];
-  /** Wait events that arrived as log records for this span. */
-  logEvents: EventNode[] | undefined;
+  get end(): number {
+    const e = this.endOrOpen;
+    return e === undefined ? OPEN : e;
+  }
+
+  /** The service instance (always the task's: a span's task lives in the span's instance). */
+  get instance(): string {
+    return this.task.inst.name;
+  }
+
+  /** Whether the span's parent does not wait for it (`task.detached`). */
+  get detached(): boolean {
+    return (this.flags & DETACHED) !== 0;
+  }
+
   /** Whether only log events have been seen for this span so far. */
-  placeholder: boolean;
-  /** How many span events the version had (for choosing the newest version). */
-  eventCount: number;
-  /** The latest event time of the version (for choosing the newest version). */
-  lastEventTime: number;
-  /** When the processor last saw a version of this span (caller's clock), for staleness. */
-  observedAt: number;
+  get placeholder(): boolean {
+    return (this.flags & PLACEHOLDER) !== 0;
+  }
+
   /** Set when no fresh snapshot came in time: its waits and holds are not trusted. */
-  stale: boolean;
+  get stale(): boolean {
+    return (this.flags & STALE) !== 0;
+  }
+
+  set stale(v: boolean) {
+    this.flags = v ? this.flags | STALE : this.flags & ~STALE;
+  }
 }
 
 /** The kinds of wait interval. */
 export type WaitIvKind = 'lock' | 'pool' | 'rpc' | 'cert' | 'task';
 
-/** One wait of a task. */
-export interface WaitIv {
-  task: TaskNode;
-  kind: WaitIvKind;
-  /** lock.id, pool.name or cert.id; for rpc the callee's intake pool, or ''; for task ''. */
-  res: string;
-  /** lock mode for lock waits, join mode for task waits. */
-  mode: 'exclusive' | 'shared' | 'all' | 'any';
-  lockKind: string | undefined;
-  /** Pool capacity where known, else 0. */
-  size: number;
-  /** task.wait.on, for task waits. */
-  on: string[] | undefined;
-  span: SpanNode;
-  start: number;
-  end: number;
+/**
+ * An interval opened by an event: it starts at the event, in the event's span, and ends at `end` (OPEN
+ * while it has not).
+ */
+abstract class Interval {
+  private endOrOpen: number | undefined = undefined;
+
+  constructor(
+    /** The event that opened the interval. */
+    readonly ev: WaitEvent,
+  ) {}
+
+  get span(): SpanNode {
+    return this.ev.span;
+  }
+
+  get start(): number {
+    return this.ev.time;
+  }
+
+  get end(): number {
+    const e = this.endOrOpen;
+    return e === undefined ? OPEN : e;
+  }
+
+  set end(v: number) {
+    this.endOrOpen = v === OPEN ? undefined : v;
+  }
+}
+
+/** One wait of a task: from the event that opened it to the one that ended it. */
+export class WaitIv extends Interval {
   /** The event (or `span.end`) that ended the wait. */
-  endedBy: string | undefined;
+  endedBy: string | undefined = undefined;
+  /** The task's next wait, in the order they began. */
+  next: WaitIv | undefined = undefined;
+
+  get task(): TaskNode {
+    return this.ev.task;
+  }
+
+  get kind(): WaitIvKind {
+    return this.ev.kind.waitKind!;
+  }
+
+  /** lock.id, pool.name or cert.id; for rpc the callee's intake pool, or ''; for task ''. */
+  get res(): string {
+    return this.ev.id ?? '';
+  }
+
+  /** lock mode for lock waits, join mode for task waits. */
+  get mode(): 'exclusive' | 'shared' | 'all' | 'any' {
+    return this.ev.kind.waitMode;
+  }
+
+  get lockKind(): string | undefined {
+    return this.ev.kind.waitKind === 'lock' ? this.ev.kind.lockKind : undefined;
+  }
+
+  /** Pool capacity where known, else 0. */
+  get size(): number {
+    return this.ev.kind.waitKind === 'pool' ? this.ev.kind.size : 0;
+  }
+
+  /** task.wait.on, for task waits. */
+  get on(): string[] | undefined {
+    return this.ev.kind.waitKind === 'task' ? this.ev.kind.on : undefined;
+  }
 }
 
 /** One hold of a lock or of one pool unit. */
-export interface HoldIv {
-  /** The task that took it. */
-  origin: TaskNode;
+export class HoldIv extends Interval {
   /** Set when the span-task that took it ended with the hold still open. */
-  handover: Handover | undefined;
-  kind: 'lock' | 'pool';
-  res: string;
-  mode: 'exclusive' | 'shared';
-  lockKind: string | undefined;
-  size: number;
-  span: SpanNode;
-  start: number;
-  end: number;
+  handover: Handover | undefined = undefined;
+  /** The task's next hold, in the order they were taken. */
+  next: HoldIv | undefined = undefined;
+
+  constructor(
+    /** The acquire or checkout that took it. */
+    ev: WaitEvent,
+    /** The mode; a re-entrant exclusive acquire upgrades a shared hold. */
+    public mode: 'exclusive' | 'shared',
+    /** The wait the acquire ended, where it tells what the acquire does not (lock.kind, pool.size). */
+    private readonly via: WaitIv | undefined,
+  ) {
+    super(ev);
+  }
+
+  /** The task that took it. */
+  get origin(): TaskNode {
+    return this.ev.task;
+  }
+
+  get kind(): 'lock' | 'pool' {
+    return this.ev.kind.name === EVENT.LOCK_ACQUIRE ? 'lock' : 'pool';
+  }
+
+  get res(): string {
+    return this.ev.id!;
+  }
+
+  get lockKind(): string | undefined {
+    return this.kind === 'lock' ? (this.ev.kind.lockKind ?? this.via?.lockKind) : undefined;
+  }
+
+  /** Pool capacity where known, else 0. */
+  get size(): number {
+    return this.kind === 'pool' ? this.ev.kind.size || (this.via?.size ?? 0) : 0;
+  }
 }
 
 /** Where a hold went when the span-task that took it ended. */
@@ -115,12 +243,14 @@ export interface Handover {
 }
 
 /** One cert.issue .. cert.ready interval. */
-export interface IssueIv {
-  task: TaskNode;
-  cert: string;
-  span: SpanNode;
-  start: number;
-  end: number;
+export class IssueIv extends Interval {
+  get task(): TaskNode {
+    return this.ev.task;
+  }
+
+  get cert(): string {
+    return this.ev.id!;
+  }
 }
 
 /** A lock taken while others were held: one edge of the lock-order history. */
@@ -136,27 +266,139 @@ export interface OrderEdge {
   time: number;
 }
 
+/** A cert.ready event of a task: it ends every wait for the cert, in any task. */
+export interface Ready {
+  cert: string;
+  time: number;
+}
+
+/** A lock.release that matched no hold of its task: it may end a hold the task inherited. */
+export interface OrphanRelease {
+  lock: string;
+  time: number;
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+/** What few tasks have, kept aside so that the others do not pay a field for each. */
+class TaskExtras {
+  inherited: readonly HoldIv[] = NONE;
+  issues: readonly IssueIv[] = NONE;
+  orders: readonly OrderEdge[] = NONE;
+  readies: readonly Ready[] | undefined = undefined;
+  orphanReleases: readonly OrphanRelease[] = NONE;
+}
+
 /** One task: a thread, a goroutine, an async flow, or a span. */
-export interface TaskNode {
-  instance: string;
-  service: string;
-  instanceId: string | undefined;
-  taskId: string;
-  /** Whether the task is its span (no task.id or thread.id). */
-  spanTask: boolean;
-  /** Spans whose task this is, or that carry events of this task. */
-  spans: SpanNode[];
-  waits: WaitIv[];
-  holds: HoldIv[];
+export class TaskNode {
+  /** The first of its waits, in the order they began (a list through `WaitIv.next`). */
+  waits: WaitIv | undefined = undefined;
+  /** The first of its holds, in the order they were taken (a list through `HoldIv.next`). */
+  holds: HoldIv | undefined = undefined;
+  /** Spans whose task this is, or that carry events of this task: one span, or an array of several. */
+  private spanList: SpanNode | SpanNode[] | undefined = undefined;
+  private extras: TaskExtras | undefined = undefined;
+
+  constructor(
+    readonly inst: Instance,
+    readonly taskId: string,
+    /** Whether the task is its span (no task.id or thread.id). */
+    readonly spanTask: boolean,
+  ) {}
+
+  /** The service instance: service.name, plus service.instance.id where set. */
+  get instance(): string {
+    return this.inst.name;
+  }
+
+  get service(): string {
+    return this.inst.service;
+  }
+
+  get instanceId(): string | undefined {
+    return this.inst.instanceId;
+  }
+
+  /** How many spans the task has (see `spanAt`). */
+  get spanCount(): number {
+    const l = this.spanList;
+    return l === undefined ? 0 : l instanceof SpanNode ? 1 : l.length;
+  }
+
+  /** The `i`-th span of the task, in the order they were attached. */
+  spanAt(i: number): SpanNode {
+    const l = this.spanList!;
+    return l instanceof SpanNode ? l : l[i];
+  }
+
+  /** Attaches a span (once). */
+  attach(span: SpanNode): void {
+    const l = this.spanList;
+    if (l === undefined) this.spanList = span;
+    else if (l instanceof SpanNode) {
+      if (l !== span) this.spanList = [l, span];
+    } else if (!l.includes(span)) l.push(span);
+  }
+
+  /** Detaches a span. */
+  detach(span: SpanNode): void {
+    const l = this.spanList;
+    if (l === span) this.spanList = undefined;
+    else if (Array.isArray(l)) {
+      const i = l.indexOf(span);
+      if (i >= 0) l.splice(i, 1);
+      if (l.length === 1) this.spanList = l[0];
+    }
+  }
+
   /** Holds handed over to this task by ended span-tasks below it. */
-  inherited: HoldIv[];
-  issues: IssueIv[];
+  get inherited(): readonly HoldIv[] {
+    return this.extras?.inherited ?? NONE;
+  }
+
+  set inherited(v: readonly HoldIv[]) {
+    if (v.length || this.extras) this.x().inherited = v;
+  }
+
+  /** The task's cert.issue .. cert.ready intervals. */
+  get issues(): readonly IssueIv[] {
+    return this.extras?.issues ?? NONE;
+  }
+
+  set issues(v: readonly IssueIv[]) {
+    if (v.length || this.extras) this.x().issues = v;
+  }
+
   /** Lock-order edges: locks this task took while holding others. */
-  orders: OrderEdge[];
+  get orders(): readonly OrderEdge[] {
+    return this.extras?.orders ?? NONE;
+  }
+
+  set orders(v: readonly OrderEdge[]) {
+    if (v.length || this.extras) this.x().orders = v;
+  }
+
   /** cert.ready events of this task (they end every wait for the cert, in any task). */
-  readies: { cert: string; time: number }[] | undefined;
+  get readies(): readonly Ready[] | undefined {
+    return this.extras?.readies;
+  }
+
+  set readies(v: readonly Ready[] | undefined) {
+    if (v || this.extras) this.x().readies = v;
+  }
+
   /** lock.release events that matched no hold of this task: they may end an inherited hold. */
-  orphanReleases: { lock: string; time: number }[];
+  get orphanReleases(): readonly OrphanRelease[] {
+    return this.extras?.orphanReleases ?? NONE;
+  }
+
+  set orphanReleases(v: readonly OrphanRelease[]) {
+    if (v.length || this.extras) this.x().orphanReleases = v;
+  }
+
+  private x(): TaskExtras {
+    return (this.extras ??= new TaskExtras());
+  }
 }
 
 /** A task's key, unique in the graph: its instance and its id. */

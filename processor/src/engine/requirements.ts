@@ -50,7 +50,7 @@ class ReqBuilder {
 /** The requirements of `task` in the view at `t`. */
 export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
   const reqs: Req[] = [];
-  for (const w of task.waits) {
+  for (let w = task.waits; w !== undefined; w = w.next) {
     if (!activeAt(w.start, w.end, t)) continue;
     switch (w.kind) {
       case 'lock':
@@ -72,7 +72,8 @@ export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
         break;
     }
   }
-  for (const s of task.spans) {
+  for (let i = 0, n = task.spanCount; i < n; i++) {
+    const s = task.spanAt(i);
     if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) continue;
     const kids = g.childrenOf(s);
     for (const c of kids) {
@@ -173,26 +174,26 @@ export function openAt(w: { start: number; end: number }, t: number): boolean {
 /** The tasks that wait directly on `task` in the view at `t` (the reverse of `requirements`). */
 export function waitersOf(g: GraphStore, task: TaskNode, t: number): Set<TaskNode> {
   const out = new Set<TaskNode>();
-  const holdsOf = (h: HoldIv) => activeAt(h.start, h.end, t) && ownerAt(h, t) === task;
-  for (const list of [task.holds, task.inherited]) {
-    for (const h of list) {
-      if (!holdsOf(h)) continue;
-      for (const w of (h.kind === 'lock' ? g.lockWaits : g.poolWaits).get(h.res)) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
-    }
-  }
+  const waitersOfHold = (h: HoldIv) => {
+    if (!activeAt(h.start, h.end, t) || ownerAt(h, t) !== task) return;
+    for (const w of (h.kind === 'lock' ? g.lockWaits : g.poolWaits).get(h.res)) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
+  };
+  for (let h = task.holds; h !== undefined; h = h.next) waitersOfHold(h);
+  for (const h of task.inherited) waitersOfHold(h);
   for (const i of task.issues) {
     if (!activeAt(i.start, i.end, t)) continue;
     for (const w of g.certWaits.get(i.cert)) if (w.task !== task && activeAt(w.start, w.end, t)) out.add(w.task);
   }
   // Joins name a task id of their own instance, or a span id of any service.
   const ids = new Set<string>([task.taskId]);
-  for (const s of task.spans) if (s.task === task) ids.add(s.spanId);
+  for (let i = 0, n = task.spanCount; i < n; i++) if (task.spanAt(i).task === task) ids.add(task.spanAt(i).spanId);
   for (const id of ids) {
     for (const w of g.taskWaits.get(id)) {
       if (activeAt(w.start, w.end, t) && g.resolveTaskRef(w.task.instance, w.span.traceId, id)?.task === task) out.add(w.task);
     }
   }
-  for (const s of task.spans) {
+  for (let i = 0, n = task.spanCount; i < n; i++) {
+    const s = task.spanAt(i);
     if (s.task !== task || s.detached || !activeAt(s.start, s.end, t)) continue;
     const p = g.parentOf(s);
     if (p && p.task !== task && !p.stale && activeAt(p.start, p.end, t)) out.add(p.task);

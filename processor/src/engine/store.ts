@@ -8,19 +8,23 @@
  * is a function of the set of inputs: duplicates, reordering and stale snapshots change nothing.
  *
  * Cost: adding a span version re-derives only the tasks its events belong to, in proportion to their
- * events; nothing here walks the whole graph.
+ * events; nothing here walks the whole graph. The input records are not retained: a span keeps its wait
+ * events in the compact form of events.ts.
  */
 import { ATTR, EVENT, PROXY_COMPONENT } from '../../../schemas/index.js';
-import type { Attributes, AttrValue, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
+import type { AttrValue, Attributes, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
+import { EventKinds, int, str, type EventKind, WaitEvent } from './events.js';
 import {
+  HoldIv,
+  Instance,
+  IssueIv,
   OPEN,
-  type EventNode,
-  type HoldIv,
-  type IssueIv,
+  SpanNode,
+  TaskNode,
+  WaitIv,
   type OrderEdge,
-  type SpanNode,
-  type TaskNode,
-  type WaitIv,
+  type OrphanRelease,
+  type Ready,
 } from './model.js';
 
 const WAIT_EVENTS: ReadonlySet<string> = new Set(Object.values(EVENT));
@@ -73,68 +77,52 @@ const EMPTY: readonly never[] = Object.freeze([]);
 export class SpanTable {
   private readonly byId = new Map<string, SpanNode>();
   private readonly clash = new Map<string, SpanNode>();
+  // The last id looked up and what `byId` held for it: a span is stored right after it was looked up, and
+  // a lookup in a table of a million spans is a cache miss worth saving.
+  private lastId: string | undefined = undefined;
+  private lastById: SpanNode | undefined = undefined;
   get(traceId: string, spanId: string): SpanNode | undefined {
     const s = this.byId.get(spanId);
+    this.lastId = spanId;
+    this.lastById = s;
     if (s !== undefined && s.traceId === traceId) return s;
     return this.clash.size ? this.clash.get(traceId + spanId) : undefined;
   }
   set(span: SpanNode): void {
-    const s = this.byId.get(span.spanId);
-    if (s === undefined || s.traceId === span.traceId) this.byId.set(span.spanId, span);
-    else this.clash.set(span.traceId + span.spanId, span);
+    const s = span.spanId === this.lastId ? this.lastById : this.byId.get(span.spanId);
+    if (s === undefined || s.traceId === span.traceId) {
+      this.byId.set(span.spanId, span);
+      this.lastId = span.spanId;
+      this.lastById = span;
+    } else this.clash.set(span.traceId + span.spanId, span);
   }
   get size(): number {
     return this.byId.size + this.clash.size;
   }
 }
 
-/** Interned strings: service names repeat on every span. */
-class Interner {
-  private readonly map = new Map<string, string>();
-  get(s: string): string {
-    const cur = this.map.get(s);
-    if (cur !== undefined) return cur;
-    if (this.map.size < 100_000) this.map.set(s, s);
-    return s;
-  }
-}
-
-function str(v: AttrValue | undefined): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return v === '' ? undefined : v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return undefined;
-}
-
 function bool(v: AttrValue | undefined): boolean {
   return v === true || v === 'true';
 }
 
-function int(v: AttrValue | undefined): number {
-  if (typeof v === 'number') return Math.trunc(v);
-  if (typeof v === 'string' && /^-?\d+$/.test(v)) return Number(v);
-  return -1;
+/** Instances of one service: without an instance id, and by instance id. */
+interface ServiceInstances {
+  plain: Instance | undefined;
+  byId: Map<string, Instance> | undefined;
 }
 
-function strings(v: AttrValue | undefined): string[] | undefined {
-  if (Array.isArray(v)) {
-    const out = v.map((x) => str(x as AttrValue)).filter((x): x is string => x !== undefined);
-    return out.length ? out : undefined;
-  }
-  const s = str(v);
-  return s === undefined ? undefined : [s];
-}
-
-function lockMode(v: AttrValue | undefined): 'exclusive' | 'shared' {
-  return v === 'shared' ? 'shared' : 'exclusive';
-}
+// Scratch space of `derive`, reused from call to call (derive does not re-enter itself): a task's events
+// and the intervals being built, so that deriving allocates only what it keeps.
+const evScratch: WaitEvent[] = [];
+const waitScratch: WaitIv[] = [];
+const holdScratch: HoldIv[] = [];
 
 /** The span store and its derived intervals. */
 export class GraphStore {
   /** The newest version of every span. */
   readonly spans = new SpanTable();
   /** Tasks by instance, then task id. */
-  readonly tasks = new Map<string, Map<string, TaskNode>>();
+  private readonly tasks = new Map<string, Map<string, TaskNode>>();
   /** How many tasks there are. */
   taskCount = 0;
   /** Child spans by parent span id (the parent may not have arrived; check the trace id). */
@@ -148,7 +136,7 @@ export class GraphStore {
   readonly certIssues = new MultiIndex<IssueIv>();
   readonly certWaits = new MultiIndex<WaitIv>();
   /** cert.ready times by cert id. */
-  readonly certReady = new MultiIndex<{ time: number }>();
+  readonly certReady = new MultiIndex<Ready>();
   /** task waits by each id in their task.wait.on list (a task id of their instance, or a span id). */
   readonly taskWaits = new MultiIndex<WaitIv>();
   /** Lock-order edges by `first \0 then`, derived afresh with each task's events. */
@@ -156,9 +144,9 @@ export class GraphStore {
   /** Holds handed over, by the key of the span they rest at (or wait for, while it is unknown). */
   readonly handovers = new MultiIndex<HoldIv>();
 
-
   private readonly proxyServices: ReadonlySet<string>;
-  private readonly strings = new Interner();
+  private readonly services = new Map<string, ServiceInstances>();
+  private readonly kinds = new EventKinds();
 
   constructor(proxyServices: readonly string[] = []) {
     this.proxyServices = new Set(proxyServices);
@@ -174,11 +162,7 @@ export class GraphStore {
     const old = this.spans.get(rec.traceId, rec.spanId);
     const end = rec.endTimeUnixNano > 0 ? rec.endTimeUnixNano : OPEN;
     let lastEventTime = 0;
-    let waitEventCount = 0;
-    for (const e of rec.events) {
-      if (e.timeUnixNano > lastEventTime) lastEventTime = e.timeUnixNano;
-      if (WAIT_EVENTS.has(e.name)) waitEventCount++;
-    }
+    for (const e of rec.events) if (e.timeUnixNano > lastEventTime) lastEventTime = e.timeUnixNano;
     if (old && !old.placeholder) {
       if (!newerVersion(end, rec.events.length, lastEventTime, old)) {
         if (observedAt > old.observedAt && old.end === end && old.eventCount === rec.events.length) {
@@ -192,50 +176,45 @@ export class GraphStore {
         return false;
       }
     }
-    const res = rec.resource;
-    const service = this.strings.get(str(res[ATTR.SERVICE_NAME]) ?? 'unknown_service');
-    const rawInstanceId = str(res[ATTR.SERVICE_INSTANCE_ID]);
-    const instanceId = rawInstanceId === undefined ? undefined : this.strings.get(rawInstanceId);
-    const instance = instanceId === undefined ? service : this.strings.get(service + '/' + instanceId);
+    const inst = this.instance(rec.resource);
     const attrs = rec.attributes;
     const spanTaskId = str(attrs[ATTR.TASK_ID]) ?? str(attrs[ATTR.THREAD_ID]) ?? firstEventTaskId(rec.events);
-    const task = this.task(instance, service, instanceId, spanTaskId ?? rec.spanId, spanTaskId === undefined);
-    const proxy = attrs[ATTR.COMPONENT] === PROXY_COMPONENT || this.proxyServices.has(service);
-    const span: SpanNode = {
-      traceId: rec.traceId,
-      spanId: rec.spanId,
-      parentSpanId: rec.parentSpanId || undefined,
-      name: rec.name,
-      start: rec.startTimeUnixNano,
+    const task = this.task(inst, spanTaskId ?? rec.spanId, spanTaskId === undefined);
+    const proxy = attrs[ATTR.COMPONENT] === PROXY_COMPONENT || this.proxyServices.has(inst.service);
+    const resend = attrs[ATTR.HTTP_RESEND_COUNT];
+    const span = new SpanNode(
+      rec.traceId,
+      rec.spanId,
+      rec.parentSpanId || undefined,
+      rec.name,
+      rec.startTimeUnixNano,
       end,
-      instance,
       task,
-      detached: bool(attrs[ATTR.TASK_DETACHED]),
-      attempt: attrs[ATTR.HTTP_RESEND_COUNT] === undefined ? -1 : Math.max(0, int(attrs[ATTR.HTTP_RESEND_COUNT])),
-      events: EMPTY as unknown as EventNode[],
-      logEvents: undefined,
-      placeholder: false,
-      eventCount: rec.events.length,
+      rec.events.length,
       lastEventTime,
-      observedAt: Math.max(observedAt, old?.observedAt ?? 0),
-      stale: false,
-    };
-    if (waitEventCount > 0 && !proxy) {
-      const events = new Array<EventNode>(waitEventCount);
-      let i = 0;
-      let k = 0;
+      Math.max(observedAt, old?.observedAt ?? 0),
+      resend === undefined ? -1 : Math.max(0, int(resend)),
+      bool(attrs[ATTR.TASK_DETACHED]),
+      false,
+    );
+    let tail: WaitEvent | undefined;
+    if (!proxy) {
       for (const e of rec.events) {
-        if (WAIT_EVENTS.has(e.name)) events[k++] = this.eventNode(e, i, span, task);
-        i++;
+        if (!WAIT_EVENTS.has(e.name)) continue;
+        const ev = this.event(e.name, e.timeUnixNano, e.attributes, false, span);
+        if (tail === undefined) span.events = ev;
+        else tail.next = ev;
+        tail = ev;
       }
-      span.events = events;
     }
     // Log events that arrived before this version named their task from the log record alone; the
     // span's own task attributes now apply to them.
-    if (old?.logEvents) {
-      span.logEvents = old.logEvents.map((e) =>
-        this.eventNode({ name: e.name, timeUnixNano: e.time, attributes: e.attrs }, e.index, span, task),
-      );
+    for (let e = old?.events; e !== undefined; e = e.next) {
+      if (!e.kind.log) continue;
+      const ev = new WaitEvent(e.kind, e.time, e.res, span, this.eventTask(e.kind, span));
+      if (tail === undefined) span.events = ev;
+      else tail.next = ev;
+      tail = ev;
     }
 
     this.replace(old, span, touched);
@@ -247,43 +226,25 @@ export class GraphStore {
     if (!WAIT_EVENTS.has(rec.name)) return false;
     let span = this.spans.get(rec.traceId, rec.spanId);
     if (span) {
-      for (const e of allEvents(span)) {
-        if (e.name === rec.name && e.time === rec.timeUnixNano && sameAttrs(e.attrs, rec.attributes)) return false;
+      for (let e = span.events; e !== undefined; e = e.next) {
+        if (e.name === rec.name && e.time === rec.timeUnixNano && e.sameAttributes(rec.attributes)) return false;
       }
     } else {
-      const service = this.strings.get(str(rec.resource[ATTR.SERVICE_NAME]) ?? 'unknown_service');
-      const rawInstanceId = str(rec.resource[ATTR.SERVICE_INSTANCE_ID]);
-      const instanceId = rawInstanceId === undefined ? undefined : this.strings.get(rawInstanceId);
-      const instance = instanceId === undefined ? service : this.strings.get(service + '/' + instanceId);
+      const inst = this.instance(rec.resource);
       const taskId = str(rec.attributes[ATTR.TASK_ID]) ?? str(rec.attributes[ATTR.THREAD_ID]);
-      span = {
-        traceId: rec.traceId,
-        spanId: rec.spanId,
-        parentSpanId: undefined,
-        name: '',
-        start: rec.timeUnixNano,
-        end: OPEN,
-        instance,
-        task: this.task(instance, service, instanceId, taskId ?? rec.spanId, taskId === undefined),
-        detached: false,
-        attempt: -1,
-        events: EMPTY as unknown as EventNode[],
-        logEvents: undefined,
-        placeholder: true,
-        eventCount: 0,
-        lastEventTime: 0,
-        observedAt,
-        stale: false,
-      };
+      const task = this.task(inst, taskId ?? rec.spanId, taskId === undefined);
+      span = new SpanNode(rec.traceId, rec.spanId, undefined, '', rec.timeUnixNano, OPEN, task, 0, 0, observedAt, -1, false, true);
       this.spans.set(span);
-      this.attachTask(span.task, span);
+      task.attach(span);
     }
     span.observedAt = Math.max(span.observedAt, observedAt);
     if (span.placeholder && rec.timeUnixNano < span.start) span.start = rec.timeUnixNano;
-    const ev: SpanEventRecord = { name: rec.name, timeUnixNano: rec.timeUnixNano, attributes: rec.attributes };
-    const node = this.eventNode(ev, 1_000_000 + (span.logEvents?.length ?? 0), span, span.task);
-    (span.logEvents ??= []).push(node);
-    this.attachTask(node.task, span);
+    const node = this.event(rec.name, rec.timeUnixNano, rec.attributes, true, span);
+    let tail = span.events;
+    while (tail?.next !== undefined) tail = tail.next;
+    if (tail === undefined) span.events = node;
+    else tail.next = node;
+    node.task.attach(span);
     this.derive(node.task, touched);
     return true;
   }
@@ -296,44 +257,50 @@ export class GraphStore {
   }
 
   private rederive(span: SpanNode, touched: Touched): void {
-    const tasks = new Set<TaskNode>([span.task]);
-    for (const e of allEvents(span)) tasks.add(e.task);
-    for (const t of tasks) this.derive(t, touched);
+    for (const t of tasksOf(span, [])) this.derive(t, touched);
     this.resolveHandovers(span, touched);
     touched.tasks.add(span.task);
   }
 
-  private eventNode(e: SpanEventRecord, index: number, span: SpanNode, spanTask: TaskNode): EventNode {
-    const a = e.attributes;
-    const own = str(a[ATTR.TASK_ID]) ?? str(a[ATTR.THREAD_ID]);
-    const task =
-      own === undefined || own === spanTask.taskId
-        ? spanTask
-        : this.task(span.instance, spanTask.service, spanTask.instanceId, own, false);
-    return { name: e.name, time: e.timeUnixNano, index, task, attrs: a, span };
+  /** One wait event of `span`, resolved to its task. */
+  private event(name: string, time: number, attrs: Attributes, log: boolean, span: SpanNode): WaitEvent {
+    const res = EventKinds.idOf(name, attrs);
+    const kind = this.kinds.of(name, attrs, res !== undefined, log);
+    return new WaitEvent(kind, time, res, span, this.eventTask(kind, span));
   }
 
-  private task(instance: string, service: string, instanceId: string | undefined, taskId: string, spanTask: boolean): TaskNode {
-    let byId = this.tasks.get(instance);
-    if (!byId) this.tasks.set(instance, (byId = new Map()));
-    let t = byId.get(taskId);
+  /** An event's task: the one its attributes name, else the span's. */
+  private eventTask(kind: EventKind, span: SpanNode): TaskNode {
+    const own = kind.taskId;
+    const spanTask = span.task;
+    return own === undefined || own === spanTask.taskId ? spanTask : this.task(spanTask.inst, own, false);
+  }
+
+  /** The service instance a resource names. */
+  private instance(res: Attributes): Instance {
+    const service = str(res[ATTR.SERVICE_NAME]) ?? 'unknown_service';
+    const instanceId = str(res[ATTR.SERVICE_INSTANCE_ID]);
+    let s = this.services.get(service);
+    if (!s) this.services.set(service, (s = { plain: undefined, byId: undefined }));
+    if (instanceId === undefined) return (s.plain ??= this.newInstance(service, service, undefined));
+    let inst = s.byId?.get(instanceId);
+    if (!inst) (s.byId ??= new Map()).set(instanceId, (inst = this.newInstance(service + '/' + instanceId, service, instanceId)));
+    return inst;
+  }
+
+  private newInstance(name: string, service: string, instanceId: string | undefined): Instance {
+    // Two instances may share a name ("a/b" without an instance id, "a" with instance "b"), and with it
+    // their tasks; a task keeps the instance it was first seen in.
+    let tasks = this.tasks.get(name);
+    if (!tasks) this.tasks.set(name, (tasks = new Map()));
+    return new Instance(name, service, instanceId, tasks);
+  }
+
+  private task(inst: Instance, taskId: string, spanTask: boolean): TaskNode {
+    let t = inst.tasks.get(taskId);
     if (!t) {
-      t = {
-        instance,
-        service,
-        instanceId,
-        taskId,
-        spanTask,
-        spans: EMPTY as unknown as SpanNode[],
-        waits: EMPTY as unknown as WaitIv[],
-        holds: EMPTY as unknown as HoldIv[],
-        inherited: EMPTY as unknown as HoldIv[],
-        issues: EMPTY as unknown as IssueIv[],
-        readies: undefined,
-        orders: EMPTY as unknown as OrderEdge[],
-        orphanReleases: EMPTY as unknown as { lock: string; time: number }[],
-      };
-      byId.set(taskId, t);
+      t = new TaskNode(inst, taskId, spanTask);
+      inst.tasks.set(taskId, t);
       this.taskCount++;
     }
     return t;
@@ -369,20 +336,11 @@ export class GraphStore {
     return undefined;
   }
 
-  private attachTask(task: TaskNode, span: SpanNode): void {
-    if (!task.spans.includes(span)) task.spans = task.spans.length === 0 ? [span] : [...task.spans, span];
-  }
-
-  private detachTask(task: TaskNode, span: SpanNode): void {
-    if (task.spans.includes(span)) task.spans = task.spans.filter((s) => s !== span);
-  }
-
   private replace(old: SpanNode | undefined, span: SpanNode, touched: Touched): void {
-    const affected = new Set<TaskNode>();
+    let affected: TaskNode[] = [];
     if (old) {
-      for (const e of allEvents(old)) affected.add(e.task);
-      affected.add(old.task);
-      for (const t of affected) this.detachTask(t, old);
+      affected = tasksOf(old, affected, true);
+      for (const t of affected) t.detach(old);
       if (old.parentSpanId) removeFrom(this.children, old.parentSpanId, old);
     }
     this.spans.set(span);
@@ -391,13 +349,9 @@ export class GraphStore {
       if (!list) this.children.set(span.parentSpanId, [span]);
       else list.push(span);
     }
-    affected.add(span.task);
-    this.attachTask(span.task, span);
-    for (const e of allEvents(span)) {
-      affected.add(e.task);
-      this.attachTask(e.task, span);
-    }
-    for (const t of affected) this.derive(t, touched);
+    span.task.attach(span);
+    for (let e = span.events; e !== undefined; e = e.next) e.task.attach(span);
+    for (const t of tasksOf(span, affected)) this.derive(t, touched);
     // Holds resting at or waiting for this span move when it appears or ends.
     this.resolveHandovers(span, touched);
     // The parent's task waits for this span.
@@ -409,78 +363,78 @@ export class GraphStore {
   derive(task: TaskNode, touched: Touched): void {
     this.unindex(task);
     touched.tasks.add(task);
-    task.readies = undefined;
-    const evs: EventNode[] = [];
-    for (const s of task.spans) {
+    const evs = evScratch;
+    const waits = waitScratch;
+    const holds = holdScratch;
+    evs.length = waits.length = holds.length = 0;
+    for (let i = 0, n = task.spanCount; i < n; i++) {
+      const s = task.spanAt(i);
       if (s.stale) continue;
-      for (const e of s.events) if (e.task === task) evs.push(e);
-      if (s.logEvents) for (const e of s.logEvents) if (e.task === task) evs.push(e);
+      for (let e = s.events; e !== undefined; e = e.next) if (e.task === task) evs.push(e);
     }
-    evs.sort(eventOrder);
+    sortEvents(evs);
 
-    const waits: WaitIv[] = [];
-    const holds: HoldIv[] = [];
-    const issues: IssueIv[] = [];
-    const orders: OrderEdge[] = [];
-    const orphans: { lock: string; time: number }[] = [];
+    let issues: IssueIv[] | undefined;
+    let orders: OrderEdge[] | undefined;
+    let orphans: OrphanRelease[] | undefined;
+    let readies: Ready[] | undefined;
     for (const e of evs) {
-      const a = e.attrs;
-      switch (e.name) {
+      const k = e.kind;
+      switch (k.name) {
         case EVENT.LOCK_WAIT: {
-          const id = str(a[ATTR.LOCK_ID]);
+          const id = e.id;
           if (id === undefined || openWait(waits, 'lock', id)) break;
-          const mode = lockMode(a[ATTR.LOCK_MODE]);
-          waits.push(wait(task, 'lock', id, mode, str(a[ATTR.LOCK_KIND]), 0, undefined, e));
+          waits.push(new WaitIv(e));
           break;
         }
         case EVENT.LOCK_ACQUIRE: {
-          const id = str(a[ATTR.LOCK_ID]);
+          const id = e.id;
           if (id === undefined) break;
           const w = openWait(waits, 'lock', id);
           if (w) close(w, e);
-          const mode = lockMode(a[ATTR.LOCK_MODE]);
+          const mode = k.mode;
           // Lock-order edges come from acquisitions: a wait that closes a cycle is a deadlock, reported
           // as one, and a wait that ends in an acquire records its edge then.
-          recordOrder(task, holds, orders, e, id, mode);
-          const h = holds.find((x) => x.end === OPEN && x.kind === 'lock' && x.res === id);
+          orders = recordOrder(task, holds, orders, e, id, mode);
+          const h = openHold(holds, 'lock', id);
           if (h) {
             // A re-entrant acquire, or an upgrade from shared: one hold, in the stronger mode.
             if (mode === 'exclusive') h.mode = 'exclusive';
             break;
           }
-          holds.push(hold(task, 'lock', id, mode, str(a[ATTR.LOCK_KIND]) ?? w?.lockKind, 0, e));
+          holds.push(new HoldIv(e, mode, k.lockKind === undefined && w?.lockKind !== undefined ? w : undefined));
           break;
         }
         case EVENT.LOCK_RELEASE: {
-          const id = str(a[ATTR.LOCK_ID]);
+          const id = e.id;
           if (id === undefined) break;
-          const h = holds.find((x) => x.end === OPEN && x.kind === 'lock' && x.res === id);
+          const h = openHold(holds, 'lock', id);
           if (h) h.end = e.time;
-          else orphans.push({ lock: id, time: e.time });
+          else (orphans ??= []).push({ lock: id, time: e.time });
           break;
         }
         case EVENT.LOCK_TIMEOUT: {
-          const id = str(a[ATTR.LOCK_ID]);
+          const id = e.id;
           const w = id === undefined ? undefined : openWait(waits, 'lock', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.POOL_WAIT: {
-          const id = str(a[ATTR.POOL_NAME]);
+          const id = e.id;
           if (id === undefined || openWait(waits, 'pool', id)) break;
-          waits.push(wait(task, 'pool', id, 'exclusive', undefined, poolSize(a), undefined, e));
+          waits.push(new WaitIv(e));
           break;
         }
         case EVENT.POOL_CHECKOUT: {
-          const id = str(a[ATTR.POOL_NAME]);
+          const id = e.id;
           if (id === undefined) break;
           const w = openWait(waits, 'pool', id);
           if (w) close(w, e);
-          holds.push(hold(task, 'pool', id, 'exclusive', undefined, poolSize(a) || (w?.size ?? 0), e));
+          holds.push(new HoldIv(e, 'exclusive', k.size === 0 && w !== undefined && w.size !== 0 ? w : undefined));
           break;
         }
         case EVENT.POOL_CHECKIN: {
-          const id = str(a[ATTR.POOL_NAME]);
+          const id = e.id;
           if (id === undefined) break;
           for (let i = holds.length - 1; i >= 0; i--) {
             const h = holds[i];
@@ -492,54 +446,52 @@ export class GraphStore {
           break;
         }
         case EVENT.POOL_TIMEOUT: {
-          const id = str(a[ATTR.POOL_NAME]);
+          const id = e.id;
           const w = id === undefined ? undefined : openWait(waits, 'pool', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.RPC_WAIT: {
-          if (waits.some((w) => w.end === OPEN && w.kind === 'rpc' && w.span === e.span)) break;
-          waits.push(wait(task, 'rpc', str(a[ATTR.POOL_NAME]) ?? '', 'all', undefined, 0, undefined, e));
+          if (openRpcWait(waits, e.span)) break;
+          waits.push(new WaitIv(e));
           break;
         }
         case EVENT.RPC_DONE:
         case EVENT.RPC_TIMEOUT: {
-          const w = waits.find((x) => x.end === OPEN && x.kind === 'rpc' && x.span === e.span);
+          const w = openRpcWait(waits, e.span);
           if (w) close(w, e);
           break;
         }
         case EVENT.CERT_WAIT: {
-          const id = str(a[ATTR.CERT_ID]);
+          const id = e.id;
           if (id === undefined || openWait(waits, 'cert', id)) break;
-          waits.push(wait(task, 'cert', id, 'any', undefined, 0, undefined, e));
+          waits.push(new WaitIv(e));
           break;
         }
         case EVENT.CERT_ISSUE: {
-          const id = str(a[ATTR.CERT_ID]);
-          if (id === undefined || issues.some((i) => i.end === OPEN && i.cert === id)) break;
-          issues.push({ task, cert: id, span: e.span, start: e.time, end: OPEN });
+          const id = e.id;
+          if (id === undefined || issues?.some((i) => i.end === OPEN && i.cert === id)) break;
+          (issues ??= []).push(new IssueIv(e));
           break;
         }
         case EVENT.CERT_READY: {
-          const id = str(a[ATTR.CERT_ID]);
+          const id = e.id;
           if (id === undefined) break;
-          (task.readies ??= []).push({ cert: id, time: e.time });
-          for (const i of issues) if (i.end === OPEN && i.cert === id) i.end = e.time;
+          (readies ??= []).push({ cert: id, time: e.time });
+          if (issues) for (const i of issues) if (i.end === OPEN && i.cert === id) i.end = e.time;
           const w = openWait(waits, 'cert', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.CERT_TIMEOUT: {
-          const id = str(a[ATTR.CERT_ID]);
+          const id = e.id;
           const w = id === undefined ? undefined : openWait(waits, 'cert', id);
           if (w) close(w, e);
           break;
         }
         case EVENT.TASK_WAIT: {
-          const on = strings(a[ATTR.TASK_WAIT_ON]);
-          if (on === undefined || openWait(waits, 'task', '')) break;
-          const mode = a[ATTR.TASK_WAIT_MODE] === 'any' ? 'any' : 'all';
-          waits.push(wait(task, 'task', '', mode, undefined, 0, on, e));
+          if (k.on === undefined || openWait(waits, 'task', '')) break;
+          waits.push(new WaitIv(e));
           break;
         }
         case EVENT.TASK_RESUME:
@@ -553,8 +505,9 @@ export class GraphStore {
     // The end of a span ends the waits recorded on it; a span-task's open holds pass to its nearest open
     // ancestor in the same service instance.
     for (const w of waits) {
-      if (w.end === OPEN && w.span.end !== OPEN && w.span.end >= w.start) {
-        w.end = w.span.end;
+      const spanEnd = w.span.end;
+      if (w.end === OPEN && spanEnd !== OPEN && spanEnd >= w.start) {
+        w.end = spanEnd;
         w.endedBy = 'span.end';
       }
     }
@@ -565,23 +518,39 @@ export class GraphStore {
         }
       }
     }
-    // Exact-size copies: an array grown by push keeps spare room, and there is one per task.
-    task.waits = waits.length ? waits.slice() : (EMPTY as unknown as WaitIv[]);
-    task.holds = holds.length ? holds.slice() : (EMPTY as unknown as HoldIv[]);
-    task.issues = issues.length ? issues.slice() : (EMPTY as unknown as IssueIv[]);
-    task.orphanReleases = orphans.length ? orphans.slice() : (EMPTY as unknown as { lock: string; time: number }[]);
-    task.orders = orders.length ? orders : (EMPTY as unknown as OrderEdge[]);
+    task.waits = linked(waits);
+    task.holds = linked(holds);
+    task.issues = issues ?? EMPTY;
+    task.orders = orders ?? EMPTY;
+    task.orphanReleases = orphans ?? EMPTY;
+    task.readies = readies;
+    evs.length = waits.length = holds.length = 0; // not to keep what they held alive
     this.index(task, touched);
   }
 
-  private unindex(task: TaskNode): void {
-    for (const w of task.waits) {
-      if (w.kind === 'lock') this.lockWaits.delete(w.res, w);
-      else if (w.kind === 'pool' || (w.kind === 'rpc' && w.res)) this.poolWaits.delete(w.res, w);
-      else if (w.kind === 'cert') this.certWaits.delete(w.res, w);
-      else if (w.kind === 'task' && w.on) for (const id of w.on) this.taskWaits.delete(id, w);
+  /** The index a wait is found in (by its resource; a join by each id it names), if any. */
+  private waitIndex(w: WaitIv): MultiIndex<WaitIv> | undefined {
+    switch (w.kind) {
+      case 'lock':
+        return this.lockWaits;
+      case 'pool':
+        return this.poolWaits;
+      case 'rpc':
+        return w.res ? this.poolWaits : undefined;
+      case 'cert':
+        return this.certWaits;
+      case 'task':
+        return this.taskWaits;
     }
-    for (const h of task.holds) {
+  }
+
+  private unindex(task: TaskNode): void {
+    for (let w = task.waits; w !== undefined; w = w.next) {
+      const index = this.waitIndex(w);
+      if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
+      else index?.delete(w.res, w);
+    }
+    for (let h = task.holds; h !== undefined; h = h.next) {
       (h.kind === 'lock' ? this.lockHolds : this.poolHolds).delete(h.res, h);
       if (h.handover) this.dropHandover(h);
     }
@@ -592,14 +561,13 @@ export class GraphStore {
   }
 
   private index(task: TaskNode, touched: Touched): void {
-    for (const w of task.waits) {
-      if (w.kind === 'lock') this.lockWaits.add(w.res, w);
-      else if (w.kind === 'pool' || (w.kind === 'rpc' && w.res)) this.poolWaits.add(w.res, w);
-      else if (w.kind === 'cert') this.certWaits.add(w.res, w);
-      else if (w.kind === 'task' && w.on) for (const id of w.on) this.taskWaits.add(id, w);
+    for (let w = task.waits; w !== undefined; w = w.next) {
+      const index = this.waitIndex(w);
+      if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.add(id, w);
+      else index?.add(w.res, w);
       if (w.endedBy?.endsWith('.timeout')) touched.timeouts.push(w);
     }
-    for (const h of task.holds) {
+    for (let h = task.holds; h !== undefined; h = h.next) {
       (h.kind === 'lock' ? this.lockHolds : this.poolHolds).add(h.res, h);
       if (h.handover) this.placeHandover(h, touched);
     }
@@ -671,6 +639,23 @@ export class GraphStore {
   }
 }
 
+/**
+ * Adds to `out` the tasks a span's events belong to, and its own task: after the events' with
+ * `ownLast` (the order replacing a version has always used), else first. Each task once.
+ */
+function tasksOf(span: SpanNode, out: TaskNode[], ownLast = false): TaskNode[] {
+  if (!ownLast && !out.includes(span.task)) out.push(span.task);
+  for (let e = span.events; e !== undefined; e = e.next) if (!out.includes(e.task)) out.push(e.task);
+  if (ownLast && !out.includes(span.task)) out.push(span.task);
+  return out;
+}
+
+/** Links intervals through their `next` field, in order; returns the first. */
+function linked<T extends { next: T | undefined }>(items: T[]): T | undefined {
+  for (let i = 0; i < items.length; i++) items[i].next = items[i + 1];
+  return items[0];
+}
+
 function openWait(waits: WaitIv[], kind: string, res: string): WaitIv | undefined {
   for (let i = waits.length - 1; i >= 0; i--) {
     const w = waits[i];
@@ -679,16 +664,36 @@ function openWait(waits: WaitIv[], kind: string, res: string): WaitIv | undefine
   return undefined;
 }
 
-/** Records the lock-order edges of taking `lock` while holding others (lockdep's dependency edges). */
-function recordOrder(task: TaskNode, holds: HoldIv[], orders: OrderEdge[], e: EventNode, lock: string, mode: 'exclusive' | 'shared'): void {
+function openRpcWait(waits: WaitIv[], span: SpanNode): WaitIv | undefined {
+  for (const w of waits) if (w.end === OPEN && w.kind === 'rpc' && w.span === span) return w;
+  return undefined;
+}
+
+function openHold(holds: HoldIv[], kind: string, res: string): HoldIv | undefined {
+  for (const h of holds) if (h.end === OPEN && h.kind === kind && h.res === res) return h;
+  return undefined;
+}
+
+/**
+ * Records the lock-order edges of taking `lock` while holding others (lockdep's dependency edges) into
+ * `orders` (made on the first edge); returns it.
+ */
+function recordOrder(
+  task: TaskNode,
+  holds: HoldIv[],
+  orders: OrderEdge[] | undefined,
+  e: WaitEvent,
+  lock: string,
+  mode: 'exclusive' | 'shared',
+): OrderEdge[] | undefined {
   let held: HoldIv[] | undefined;
   for (const h of holds) if (h.kind === 'lock' && h.end === OPEN) (held ??= []).push(h);
-  if (held === undefined) return;
+  if (held === undefined) return orders;
   const gates = held.map((h) => h.res);
   for (const h of held) {
     if (h.res === lock) continue;
-    if (orders.some((o) => o.first === h.res && o.then === lock)) continue;
-    orders.push({
+    if (orders?.some((o) => o.first === h.res && o.then === lock)) continue;
+    (orders ??= []).push({
       task,
       first: h.res,
       firstMode: h.mode,
@@ -699,6 +704,7 @@ function recordOrder(task: TaskNode, holds: HoldIv[], orders: OrderEdge[], e: Ev
       time: e.time,
     });
   }
+  return orders;
 }
 
 function firstEventTaskId(events: SpanEventRecord[]): string | undefined {
@@ -710,37 +716,7 @@ function firstEventTaskId(events: SpanEventRecord[]): string | undefined {
   return undefined;
 }
 
-function poolSize(a: Attributes): number {
-  const n = int(a[ATTR.POOL_SIZE]);
-  return n > 0 ? n : 0;
-}
-
-function wait(
-  task: TaskNode,
-  kind: WaitIv['kind'],
-  res: string,
-  mode: WaitIv['mode'],
-  lockKind: string | undefined,
-  size: number,
-  on: string[] | undefined,
-  e: EventNode,
-): WaitIv {
-  return { task, kind, res, mode, lockKind, size, on, span: e.span, start: e.time, end: OPEN, endedBy: undefined };
-}
-
-function hold(
-  task: TaskNode,
-  kind: HoldIv['kind'],
-  res: string,
-  mode: HoldIv['mode'],
-  lockKind: string | undefined,
-  size: number,
-  e: EventNode,
-): HoldIv {
-  return { origin: task, handover: undefined, kind, res, mode, lockKind, size, span: e.span, start: e.time, end: OPEN };
-}
-
-function close(w: WaitIv, e: EventNode): void {
+function close(w: WaitIv, e: WaitEvent): void {
   w.end = e.time;
   w.endedBy = e.name;
 }
@@ -756,18 +732,38 @@ function newerVersion(end: number, eventCount: number, lastEventTime: number, ol
   return false;
 }
 
-function eventOrder(a: EventNode, b: EventNode): number {
+/**
+ * Events by time; simultaneous ones of different spans by span start and id. Sorting is stable, so
+ * simultaneous events of one span keep the order they were gathered in.
+ */
+function eventOrder(a: WaitEvent, b: WaitEvent): number {
+  if (a.time !== b.time) return a.time - b.time;
+  const sa = a.span;
+  const sb = b.span;
+  if (sa === sb) return 0;
   return (
-    a.time - b.time ||
-    a.span.start - b.span.start ||
-    (a.span.spanId < b.span.spanId ? -1 : a.span.spanId > b.span.spanId ? 1 : 0) ||
-    a.index - b.index
+    sa.start - sb.start ||
+    (sa.spanId < sb.spanId ? -1 : sa.spanId > sb.spanId ? 1 : 0) ||
+    (sa.traceId < sb.traceId ? -1 : sa.traceId > sb.traceId ? 1 : 0)
   );
 }
 
-function* allEvents(span: SpanNode): Iterable<EventNode> {
-  yield* span.events;
-  if (span.logEvents) yield* span.logEvents;
+/**
+ * Sorts a task's events by `eventOrder`, stably: simultaneous events of one span keep their order (record
+ * order, then log records). Most tasks have a handful, which an insertion sort does without the set-up
+ * of Array.prototype.sort.
+ */
+function sortEvents(evs: WaitEvent[]): void {
+  if (evs.length > 16) {
+    evs.sort(eventOrder);
+    return;
+  }
+  for (let i = 1; i < evs.length; i++) {
+    const e = evs[i];
+    let j = i - 1;
+    for (; j >= 0 && eventOrder(evs[j], e) > 0; j--) evs[j + 1] = evs[j];
+    evs[j + 1] = e;
+  }
 }
 
 function removeFrom(map: Map<string, SpanNode[]>, key: string, span: SpanNode): void {
@@ -776,11 +772,4 @@ function removeFrom(map: Map<string, SpanNode[]>, key: string, span: SpanNode): 
   const i = list.indexOf(span);
   if (i >= 0) list.splice(i, 1);
   if (list.length === 0) map.delete(key);
-}
-
-function sameAttrs(a: Attributes, b: Attributes): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) return false;
-  return true;
 }
