@@ -10,7 +10,7 @@
  *    went on (cycles and knots). Every other deadlocked task is a victim, blocked behind a core.
  */
 import { byTaskKey, type TaskNode } from './model.js';
-import { requirements, waitersOf, type Req } from './requirements.js';
+import { eachRequirement, requirements, waitersOf, type Req, type ReqSink } from './requirements.js';
 import type { GraphStore } from './store.js';
 
 /** One deadlock core and what the detector learnt about it. */
@@ -30,34 +30,115 @@ export interface Detection {
   visited: number;
 }
 
-/** Finds the deadlocks that the seeds can reach, in the view at `t`. */
-export function detect(g: GraphStore, seeds: Iterable<TaskNode>, t: number): Detection {
-  // 1. Closure, with each task's requirements computed once.
-  const reqs = new Map<TaskNode, Req[]>();
-  const order: TaskNode[] = [];
-  for (const s of seeds) {
-    if (reqs.has(s)) continue;
-    const r = requirements(g, s, t);
-    reqs.set(s, r);
-    order.push(s);
+/**
+ * A requirement graph in flat arrays: node `i` has requirements `reqFirst[i] .. reqFirst[i + 1]`, and
+ * requirement `r` has targets `tgts[tgtFirst[r] .. tgtFirst[r + 1]]` (node indices). A closure can hold
+ * every open task (a replay after a restart seeds them all), so it keeps no object per requirement.
+ */
+class ReqGraph implements ReqSink {
+  readonly nodes: TaskNode[] = [];
+  private readonly index = new Map<TaskNode, number>();
+  private readonly reqFirst: number[] = [];
+  private readonly reqAll: boolean[] = [];
+  private readonly tgtFirst: number[] = [];
+  private readonly tgts: number[] = [];
+
+  /** The node of a task, added (last) when new. */
+  node(t: TaskNode): number {
+    let i = this.index.get(t);
+    if (i === undefined) {
+      i = this.nodes.length;
+      this.nodes.push(t);
+      this.index.set(t, i);
+    }
+    return i;
   }
-  for (let i = 0; i < order.length; i++) {
-    for (const r of reqs.get(order[i])!) {
-      for (const x of r.targets) {
-        if (reqs.has(x)) continue;
-        reqs.set(x, requirements(g, x, t));
-        order.push(x);
+
+  has(t: TaskNode): boolean {
+    return this.index.has(t);
+  }
+
+  /** Starts the requirements of the next node (nodes are given their requirements in order). */
+  beginNode(): void {
+    this.reqFirst.push(this.reqAll.length);
+  }
+
+  /** Adds a requirement of the current node; its targets become nodes. */
+  req(all: boolean, targets: readonly TaskNode[]): void {
+    this.reqAll.push(all);
+    this.tgtFirst.push(this.tgts.length);
+    for (const x of targets) this.tgts.push(this.node(x));
+  }
+
+  /**
+   * The least fixpoint of "can go on" over the nodes given their requirements: a node goes on when each
+   * `all` requirement has every target going on and each `any` requirement has one. Returns the nodes
+   * that never do, in node order.
+   */
+  stuck(): TaskNode[] {
+    const n = this.reqFirst.length;
+    const m = this.reqAll.length;
+    const { reqFirst, reqAll, tgtFirst, tgts } = this;
+    reqFirst.push(m);
+    tgtFirst.push(tgts.length);
+    const unsat = new Int32Array(n);
+    const pending = new Int32Array(m);
+    const owner = new Int32Array(m);
+    // Requirements by target, in node order: `byTarget[revFirst[x] .. revFirst[x + 1]]`.
+    const revFirst = new Int32Array(this.nodes.length + 1);
+    for (const x of tgts) revFirst[x + 1]++;
+    for (let x = 0; x < this.nodes.length; x++) revFirst[x + 1] += revFirst[x];
+    const fill = revFirst.slice(0, this.nodes.length);
+    const byTarget = new Int32Array(tgts.length);
+    const free = new Int32Array(n);
+    let tail = 0;
+    for (let i = 0; i < n; i++) {
+      unsat[i] = reqFirst[i + 1] - reqFirst[i];
+      if (unsat[i] === 0) free[tail++] = i;
+      for (let r = reqFirst[i]; r < reqFirst[i + 1]; r++) {
+        owner[r] = i;
+        pending[r] = reqAll[r] ? tgtFirst[r + 1] - tgtFirst[r] : 1;
+        for (let k = tgtFirst[r]; k < tgtFirst[r + 1]; k++) byTarget[fill[tgts[k]]++] = r;
       }
     }
+    for (let head = 0; head < tail; head++) {
+      const f = free[head];
+      for (let k = revFirst[f]; k < revFirst[f + 1]; k++) {
+        const r = byTarget[k];
+        const p = pending[r];
+        if (p === 0) continue;
+        if (reqAll[r] && p > 1) {
+          pending[r] = p - 1;
+          continue;
+        }
+        pending[r] = 0;
+        if (--unsat[owner[r]] === 0) free[tail++] = owner[r];
+      }
+    }
+    const out: TaskNode[] = [];
+    for (let i = 0; i < n; i++) if (unsat[i] > 0) out.push(this.nodes[i]);
+    return out;
   }
-  const stuck = stuckSet(order, reqs, undefined);
-  if (stuck.size === 0) return { cores: [], deadlocked: stuck, visited: order.length };
+}
 
-  // 3. Strongly connected parts of the stuck set, through unsatisfiable requirements.
+/** Finds the deadlocks that the seeds can reach, in the view at `t`. */
+export function detect(g: GraphStore, seeds: Iterable<TaskNode>, t: number): Detection {
+  // 1 and 2. The closure, each task's requirements computed once and kept only as flat arrays.
+  const graph = new ReqGraph();
+  for (const s of seeds) graph.node(s);
+  for (let i = 0; i < graph.nodes.length; i++) {
+    graph.beginNode();
+    eachRequirement(g, graph.nodes[i], t, graph);
+  }
+  const stuck = new Set(graph.stuck());
+  if (stuck.size === 0) return { cores: [], deadlocked: stuck, visited: graph.nodes.length };
+
+  // 3. Strongly connected parts of the stuck set, through unsatisfiable requirements (computed again, in
+  // full, for the stuck tasks alone).
   const deadReqs = new Map<TaskNode, Req[]>();
   for (const n of stuck) {
     const live: Req[] = [];
-    for (const r of reqs.get(n)!) {
+    for (const r of requirements(g, n, t)) {
       const inStuck = r.targets.map((x) => stuck.has(x));
       // An `all` requirement is unsatisfiable through its stuck targets; an `any` one only when every
       // target is stuck.
@@ -73,8 +154,7 @@ export function detect(g: GraphStore, seeds: Iterable<TaskNode>, t: number): Det
     const cyclic = scc.length > 1 || deadReqs.get(scc[0])!.some((r) => r.targets.includes(scc[0]));
     if (!cyclic) continue;
     // The part of the component that stays stuck even if everything outside it went on.
-    const inside = new Set(scc);
-    const core = stuckSet(scc, deadReqs, inside);
+    const core = new Set(stuckInside(scc, deadReqs));
     if (core.size === 0) continue;
     const tasks = [...core].sort(byTaskKey);
     const coreReqs = new Map<TaskNode, Req[]>();
@@ -89,51 +169,27 @@ export function detect(g: GraphStore, seeds: Iterable<TaskNode>, t: number): Det
     }
     cores.push({ tasks, reqs: coreReqs });
   }
-  return { cores, deadlocked: stuck, visited: order.length };
+  return { cores, deadlocked: stuck, visited: graph.nodes.length };
 }
 
 /**
- * The tasks of `nodes` that can never go on. With `inside` given, targets outside it are taken to go on
- * (to find what a component does to itself).
+ * The tasks of a component that can never go on when every target outside it is taken to go on (what a
+ * component does to itself): an `all` requirement keeps its targets inside, and an `any` requirement
+ * with a target outside is met.
  */
-function stuckSet(nodes: TaskNode[], reqs: Map<TaskNode, Req[]>, inside: Set<TaskNode> | undefined): Set<TaskNode> {
-  const unsat = new Map<TaskNode, number>();
-  const pending = new Map<Req, number>();
-  const rev = new Map<TaskNode, { n: TaskNode; r: Req }[]>();
-  const free: TaskNode[] = [];
+function stuckInside(nodes: TaskNode[], reqs: Map<TaskNode, Req[]>): TaskNode[] {
+  const inside = new Set(nodes);
+  const graph = new ReqGraph();
+  for (const n of nodes) graph.node(n);
   for (const n of nodes) {
-    let count = 0;
+    graph.beginNode();
     for (const r of reqs.get(n)!) {
-      const targets = inside ? r.targets.filter((x) => inside.has(x)) : r.targets;
-      if (inside && (r.all ? targets.length === 0 : targets.length < r.targets.length)) continue;
-      count++;
-      pending.set(r, r.all ? targets.length : 1);
-      for (const x of targets) {
-        let l = rev.get(x);
-        if (!l) rev.set(x, (l = []));
-        l.push({ n, r });
-      }
-    }
-    unsat.set(n, count);
-    if (count === 0) free.push(n);
-  }
-  for (let i = 0; i < free.length; i++) {
-    const l = rev.get(free[i]);
-    if (!l) continue;
-    for (const { n, r } of l) {
-      const p = pending.get(r)!;
-      if (p === 0) continue;
-      pending.set(r, p - 1);
-      if (p - 1 > 0 && r.all) continue;
-      pending.set(r, 0);
-      const u = unsat.get(n)! - 1;
-      unsat.set(n, u);
-      if (u === 0) free.push(n);
+      const targets = r.targets.filter((x) => inside.has(x));
+      if (r.all ? targets.length === 0 : targets.length < r.targets.length) continue;
+      graph.req(r.all, targets);
     }
   }
-  const stuck = new Set<TaskNode>();
-  for (const n of nodes) if (unsat.get(n)! > 0) stuck.add(n);
-  return stuck;
+  return graph.stuck();
 }
 
 /** Tarjan's algorithm, iterative, over the targets of the given requirements. */

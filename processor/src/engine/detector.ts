@@ -64,9 +64,14 @@ export class Detector {
   private readonly resolvedKeys = new Set<string>();
   private readonly potentials = new Map<string, Finding>();
   private readonly seenTimeouts = new Set<string>();
-  /** Open spans in the order they were last observed, for the staleness sweep. */
-  private readonly liveness: { at: number; span: SpanNode }[] = [];
-  private livenessHead = 0;
+  /**
+   * Open spans in the order they were last observed, for the staleness sweep: each span with the time it
+   * was observed at, in two arrays (one entry per snapshot of every open span; a number array holds its
+   * doubles unboxed, an object per entry would cost several times as much).
+   */
+  private readonly liveSpans: SpanNode[] = [];
+  private readonly liveAt: number[] = [];
+  private liveHead = 0;
 
   constructor(options: DetectorOptions = {}) {
     const jaegerUrl = options.jaegerUrl ?? 'http://localhost:16686';
@@ -93,7 +98,7 @@ export class Detector {
     for (const s of spans) {
       if (this.store.addSpan(s, observedAt, this.touched) || observedAt > 0) {
         const node = this.store.spans.get(s.traceId, s.spanId)!;
-        if (node.end === OPEN && observedAt > 0) this.liveness.push({ at: node.observedAt, span: node });
+        if (node.end === OPEN && observedAt > 0) this.live(node);
       }
     }
   }
@@ -103,9 +108,14 @@ export class Detector {
     for (const e of events) {
       if (this.store.addLogEvent(e, observedAt, this.touched) && observedAt > 0) {
         const node = this.store.spans.get(e.traceId, e.spanId)!;
-        if (node.end === OPEN) this.liveness.push({ at: node.observedAt, span: node });
+        if (node.end === OPEN) this.live(node);
       }
     }
+  }
+
+  private live(span: SpanNode): void {
+    this.liveSpans.push(span);
+    this.liveAt.push(span.observedAt);
   }
 
   /**
@@ -116,16 +126,18 @@ export class Detector {
   expire(now: number, staleAfter: number): number {
     const cutoff = now - staleAfter;
     let n = 0;
-    while (this.livenessHead < this.liveness.length && this.liveness[this.livenessHead].at < cutoff) {
-      const { at, span } = this.liveness[this.livenessHead++];
+    while (this.liveHead < this.liveAt.length && this.liveAt[this.liveHead] < cutoff) {
+      const at = this.liveAt[this.liveHead];
+      const span = this.liveSpans[this.liveHead++];
       const current = this.store.spans.get(span.traceId, span.spanId);
       if (current !== span || span.end !== OPEN || span.observedAt !== at || span.stale) continue;
       this.store.setStale(span, true, this.touched);
       n++;
     }
-    if (this.livenessHead > 4096 && this.livenessHead * 2 > this.liveness.length) {
-      this.liveness.splice(0, this.livenessHead);
-      this.livenessHead = 0;
+    if (this.liveHead > 4096 && this.liveHead * 2 > this.liveAt.length) {
+      this.liveSpans.splice(0, this.liveHead);
+      this.liveAt.splice(0, this.liveHead);
+      this.liveHead = 0;
     }
     return n;
   }
@@ -168,7 +180,7 @@ export class Detector {
     }
 
     // Active deadlocks: from every task that changed, and from the cores of open findings they touch.
-    const seeds = new Set<TaskNode>(touchedTasks);
+    const seeds = touchedTasks; // ours now: a fresh set took its place
     const recheck = new Set<string>();
     for (const t of touchedTasks) for (const fp of this.activeByTask.get(t) ?? []) recheck.add(fp);
     for (const fp of recheck) for (const t of this.active.get(fp)!.tasks) seeds.add(t);

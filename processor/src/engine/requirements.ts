@@ -33,9 +33,30 @@ function conflicts(a: string, b: string): boolean {
   return a === 'exclusive' || b === 'exclusive';
 }
 
+/**
+ * Receives a task's requirements as they are found. `targets` and `since` are scratch arrays, reused for
+ * the next requirement: a sink copies what it keeps.
+ */
+export interface ReqSink {
+  req(
+    all: boolean,
+    targets: readonly TaskNode[],
+    since: readonly number[],
+    wait: WaitIv | undefined,
+    parent: SpanNode | undefined,
+    child: SpanNode | undefined,
+  ): void;
+}
+
+/** Gathers one requirement's distinct targets, each with the earliest time its edge formed. */
 class ReqBuilder {
   readonly targets: TaskNode[] = [];
   readonly since: number[] = [];
+  reset(): this {
+    this.targets.length = 0;
+    this.since.length = 0;
+    return this;
+  }
   add(t: TaskNode, since: number): void {
     const i = this.targets.indexOf(t);
     if (i >= 0) {
@@ -47,28 +68,31 @@ class ReqBuilder {
   }
 }
 
-/** The requirements of `task` in the view at `t`. */
-export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
-  const reqs: Req[] = [];
+// One builder serves every requirement: they are built one at a time, and a sink never asks for more
+// requirements while it takes one.
+const builder = new ReqBuilder();
+
+/** Feeds the requirements of `task` in the view at `t` to `sink`, in a fixed order. */
+export function eachRequirement(g: GraphStore, task: TaskNode, t: number, sink: ReqSink): void {
   for (let w = task.waits; w !== undefined; w = w.next) {
     if (!activeAt(w.start, w.end, t)) continue;
     switch (w.kind) {
       case 'lock':
-        lockReq(g, task, w, t, reqs);
+        lockReq(g, task, w, t, sink);
         break;
       case 'pool':
-        poolReq(g, w, w.res, w.size, t, reqs);
+        poolReq(g, w, w.res, w.size, t, sink);
         break;
       case 'rpc':
         // While a server span (or a proxy hop) is open below the client span, the parent/child
         // requirement carries the wait; before that, the callee's intake pool does, where named.
-        if (w.res && !hasOpenChild(g, w.span, t)) poolReq(g, w, w.res, 0, t, reqs);
+        if (w.res && !hasOpenChild(g, w.span, t)) poolReq(g, w, w.res, 0, t, sink);
         break;
       case 'cert':
-        certReq(g, w, t, reqs);
+        certReq(g, w, t, sink);
         break;
       case 'task':
-        taskReq(g, task, w, t, reqs);
+        taskReq(g, task, w, t, sink);
         break;
     }
   }
@@ -79,14 +103,33 @@ export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
     for (const c of kids) {
       if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;
       if (!newestAttempt(kids, c, t)) continue;
-      reqs.push({ all: true, targets: [c.task], since: [c.start], wait: undefined, parent: s, child: c });
+      const b = builder.reset();
+      b.add(c.task, c.start);
+      sink.req(true, b.targets, b.since, undefined, s, c);
     }
   }
+}
+
+/** Collects requirements as Req objects. */
+class ReqCollector implements ReqSink {
+  out: Req[] = [];
+  req(all: boolean, targets: readonly TaskNode[], since: readonly number[], wait: WaitIv | undefined, parent: SpanNode | undefined, child: SpanNode | undefined): void {
+    this.out.push({ all, targets: targets.slice(), since: since.slice(), wait, parent, child });
+  }
+}
+
+const collector = new ReqCollector();
+
+/** The requirements of `task` in the view at `t`. */
+export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
+  const reqs: Req[] = (collector.out = []);
+  eachRequirement(g, task, t, collector);
+  collector.out = [];
   return reqs;
 }
 
-function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[]): void {
-  const b = new ReqBuilder();
+function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, sink: ReqSink): void {
+  const b = builder.reset();
   for (const h of g.lockHolds.get(w.res)) {
     if (!activeAt(h.start, h.end, t)) continue;
     const owner = ownerAt(h, t);
@@ -100,11 +143,11 @@ function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[
     }
     if (conflicts(w.mode, h.mode)) b.add(owner, Math.max(w.start, h.start, h.handover === undefined || t <= h.handover.at ? 0 : h.handover.at));
   }
-  if (b.targets.length) reqs.push({ all: true, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+  if (b.targets.length) sink.req(true, b.targets, b.since, w, undefined, undefined);
 }
 
-function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number, reqs: Req[]): void {
-  const b = new ReqBuilder();
+function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number, sink: ReqSink): void {
+  const b = builder.reset();
   let units = 0;
   let cap = size;
   for (const h of g.poolHolds.get(pool)) {
@@ -116,20 +159,20 @@ function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number
     b.add(owner, Math.max(w.start, h.start));
   }
   if (units === 0 || (cap > 0 && units < cap)) return; // a unit is free
-  reqs.push({ all: false, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+  sink.req(false, b.targets, b.since, w, undefined, undefined);
 }
 
-function certReq(g: GraphStore, w: WaitIv, t: number, reqs: Req[]): void {
+function certReq(g: GraphStore, w: WaitIv, t: number, sink: ReqSink): void {
   const ready = g.certReady.get(w.res);
   for (const r of ready) if (r.time >= w.start && r.time < t) return;
   // Nobody seen issuing it: an issuer may yet come, so no requirement.
-  const b = new ReqBuilder();
+  const b = builder.reset();
   for (const i of g.certIssues.get(w.res)) if (activeAt(i.start, i.end, t)) b.add(i.task, Math.max(w.start, i.start));
-  if (b.targets.length) reqs.push({ all: false, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+  if (b.targets.length) sink.req(false, b.targets, b.since, w, undefined, undefined);
 }
 
-function taskReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[]): void {
-  const b = new ReqBuilder();
+function taskReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, sink: ReqSink): void {
+  const b = builder.reset();
   const any = w.mode === 'any';
   for (const id of w.on ?? []) {
     const ref = g.resolveTaskRef(task.instance, w.span.traceId, id);
@@ -141,7 +184,7 @@ function taskReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, reqs: Req[
     }
     b.add(ref.task, w.start);
   }
-  if (b.targets.length) reqs.push({ all: !any, targets: b.targets, since: b.since, wait: w, parent: undefined, child: undefined });
+  if (b.targets.length) sink.req(!any, b.targets, b.since, w, undefined, undefined);
 }
 
 function hasOpenChild(g: GraphStore, span: SpanNode, t: number): boolean {
