@@ -13,7 +13,7 @@
  * Last, `scripts/pipeline.sh stop` stops everything it started.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -79,6 +79,11 @@ beforeAll(async () => {
     WAITGRAPH_PORT: String(waitgraph),
   };
   const [started, server] = await Promise.all([pipeline('start'), ensurePostgres()]);
+  // the pipeline keeps its pid files in its own directory; copies where the harness looks make sure that
+  // a run that dies early stops them too
+  for (const part of ['otelcol', 'jaeger', 'waitgraph']) {
+    copyFileSync(join(env.WAITGRAPH_RUN_DIR!, `${part}.pid`), join(runDir, `e2e-${part}.pid`));
+  }
   endpoints = Object.fromEntries(started.trim().split('\n').map((l) => l.split('=') as [string, string]));
   databaseUrl = server.connectionString;
   await prepareDatabase(databaseUrl);
@@ -94,6 +99,8 @@ afterAll(async () => {
   await stack?.stop();
   await watch?.stop();
   await db?.end();
+  // idempotent: already done by the last test, unless a filter skipped it
+  if (env) await pipeline('stop');
 });
 
 /** How many wait events `waitgraph run` has taken in so far, from its /metrics. */
