@@ -96,20 +96,16 @@ export class Detector {
   /** Adds spans or partial-span snapshots, in any order, duplicates allowed. */
   addSpans(spans: readonly SpanRecord[], observedAt = 0): void {
     for (const s of spans) {
-      if (this.store.addSpan(s, observedAt, this.touched) || observedAt > 0) {
-        const node = this.store.spans.get(s.traceId, s.spanId)!;
-        if (node.end === OPEN && observedAt > 0) this.live(node);
-      }
+      const node = this.store.addSpan(s, observedAt, this.touched);
+      if (observedAt > 0 && node.end === OPEN) this.live(node);
     }
   }
 
   /** Adds wait events that arrived as OTLP log records. */
   addLogEvents(events: readonly LogEventRecord[], observedAt = 0): void {
     for (const e of events) {
-      if (this.store.addLogEvent(e, observedAt, this.touched) && observedAt > 0) {
-        const node = this.store.spans.get(e.traceId, e.spanId)!;
-        if (node.end === OPEN) this.live(node);
-      }
+      const node = this.store.addLogEvent(e, observedAt, this.touched);
+      if (node !== undefined && observedAt > 0 && node.end === OPEN) this.live(node);
     }
   }
 

@@ -129,8 +129,12 @@ export class WaitEvent {
     /** The resource id where the event carries it as a non-empty string (the usual case), else undefined. */
     readonly res: string | undefined,
     readonly span: SpanNode,
-    readonly task: TaskNode,
   ) {}
+
+  /** The event's task: its span's, unless it names another (see `OtherTaskEvent`). */
+  get task(): TaskNode {
+    return this.span.task;
+  }
 
   get name(): string {
     return this.kind.name;
@@ -149,6 +153,20 @@ export class WaitEvent {
     if (this.res !== undefined && b[k.idKey!] !== this.res) return false;
     for (const key of Object.keys(k.rest)) if (JSON.stringify(k.rest[key]) !== JSON.stringify(b[key])) return false;
     return true;
+  }
+}
+
+/**
+ * An event of a task other than its span's (the event's own `task.id`): the few events that need a
+ * field for their task, which the others read from their span.
+ */
+export class OtherTaskEvent extends WaitEvent {
+  constructor(kind: EventKind, time: number, res: string | undefined, span: SpanNode, private readonly own: TaskNode) {
+    super(kind, time, res, span);
+  }
+
+  override get task(): TaskNode {
+    return this.own;
   }
 }
 

@@ -118,13 +118,8 @@ export class SpanNode {
 /** The kinds of wait interval. */
 export type WaitIvKind = 'lock' | 'pool' | 'rpc' | 'cert' | 'task';
 
-/**
- * An interval opened by an event: it starts at the event, in the event's span, and ends at `end` (OPEN
- * while it has not).
- */
+/** An interval opened by an event: it starts at the event, in the event's span. */
 abstract class Interval {
-  private endOrOpen: number | undefined = undefined;
-
   constructor(
     /** The event that opened the interval. */
     readonly ev: WaitEvent,
@@ -138,6 +133,14 @@ abstract class Interval {
     return this.ev.time;
   }
 
+  /** When it ended; OPEN while it has not. */
+  abstract get end(): number;
+}
+
+/** An interval that keeps its end itself. */
+abstract class EndedInterval extends Interval {
+  private endOrOpen: number | undefined = undefined;
+
   get end(): number {
     const e = this.endOrOpen;
     return e === undefined ? OPEN : e;
@@ -148,12 +151,30 @@ abstract class Interval {
   }
 }
 
-/** One wait of a task: from the event that opened it to the one that ended it. */
+/**
+ * One wait of a task: from the event that opened it to what ended it, an event of the task or the end
+ * of its span. It keeps that, not the end time: the time and the reason come with it.
+ */
 export class WaitIv extends Interval {
-  /** The event (or `span.end`) that ended the wait. */
-  endedBy: string | undefined = undefined;
   /** The task's next wait, in the order they began. */
   next: WaitIv | undefined = undefined;
+  private endedWith: WaitEvent | SpanNode | undefined = undefined;
+
+  get end(): number {
+    const by = this.endedWith;
+    return by === undefined ? OPEN : by instanceof SpanNode ? by.end : by.time;
+  }
+
+  /** The event (or `span.end`) that ended the wait. */
+  get endedBy(): string | undefined {
+    const by = this.endedWith;
+    return by === undefined ? undefined : by instanceof SpanNode ? 'span.end' : by.name;
+  }
+
+  /** Ends the wait with an event of its task, or with the end of its span. */
+  endWith(by: WaitEvent | SpanNode): void {
+    this.endedWith = by;
+  }
 
   get task(): TaskNode {
     return this.ev.task;
@@ -188,22 +209,27 @@ export class WaitIv extends Interval {
   }
 }
 
-/** One hold of a lock or of one pool unit. */
-export class HoldIv extends Interval {
-  /** Set when the span-task that took it ended with the hold still open. */
+/** What few holds have: an upgraded mode, the wait the acquire ended, a hand-over. */
+class HoldExtras {
+  mode: 'exclusive' | 'shared' | undefined = undefined;
+  via: WaitIv | undefined = undefined;
   handover: Handover | undefined = undefined;
+}
+
+/** One hold of a lock or of one pool unit. */
+export class HoldIv extends EndedInterval {
   /** The task's next hold, in the order they were taken. */
   next: HoldIv | undefined = undefined;
+  private extras: HoldExtras | undefined = undefined;
 
   constructor(
     /** The acquire or checkout that took it. */
     ev: WaitEvent,
-    /** The mode; a re-entrant exclusive acquire upgrades a shared hold. */
-    public mode: 'exclusive' | 'shared',
     /** The wait the acquire ended, where it tells what the acquire does not (lock.kind, pool.size). */
-    private readonly via: WaitIv | undefined,
+    via: WaitIv | undefined,
   ) {
     super(ev);
+    if (via !== undefined) this.x().via = via;
   }
 
   /** The task that took it. */
@@ -219,13 +245,35 @@ export class HoldIv extends Interval {
     return this.ev.id!;
   }
 
+  /** The acquire's mode (a pool unit's is exclusive), or the stronger one a re-entrant acquire asked. */
+  get mode(): 'exclusive' | 'shared' {
+    return this.extras?.mode ?? (this.kind === 'lock' ? this.ev.kind.mode : 'exclusive');
+  }
+
+  set mode(v: 'exclusive' | 'shared') {
+    if (v !== this.mode) this.x().mode = v;
+  }
+
   get lockKind(): string | undefined {
-    return this.kind === 'lock' ? (this.ev.kind.lockKind ?? this.via?.lockKind) : undefined;
+    return this.kind === 'lock' ? (this.ev.kind.lockKind ?? this.extras?.via?.lockKind) : undefined;
   }
 
   /** Pool capacity where known, else 0. */
   get size(): number {
-    return this.kind === 'pool' ? this.ev.kind.size || (this.via?.size ?? 0) : 0;
+    return this.kind === 'pool' ? this.ev.kind.size || (this.extras?.via?.size ?? 0) : 0;
+  }
+
+  /** Set when the span-task that took it ended with the hold still open. */
+  get handover(): Handover | undefined {
+    return this.extras?.handover;
+  }
+
+  set handover(v: Handover | undefined) {
+    if (v !== undefined || this.extras !== undefined) this.x().handover = v;
+  }
+
+  private x(): HoldExtras {
+    return (this.extras ??= new HoldExtras());
   }
 }
 
@@ -243,7 +291,7 @@ export interface Handover {
 }
 
 /** One cert.issue .. cert.ready interval. */
-export class IssueIv extends Interval {
+export class IssueIv extends EndedInterval {
   get task(): TaskNode {
     return this.ev.task;
   }

@@ -13,7 +13,7 @@
  */
 import { ATTR, EVENT, PROXY_COMPONENT } from '../../../schemas/index.js';
 import type { AttrValue, Attributes, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
-import { EventKinds, int, str, type EventKind, WaitEvent } from './events.js';
+import { EventKinds, int, OtherTaskEvent, str, type EventKind, WaitEvent } from './events.js';
 import {
   HoldIv,
   Instance,
@@ -157,8 +157,11 @@ export class GraphStore {
     return this.orderIndex.get(first + '\0' + then);
   }
 
-  /** Adds one span version. Returns false when an equal or newer version was already kept. */
-  addSpan(rec: SpanRecord, observedAt: number, touched: Touched): boolean {
+  /**
+   * Adds one span version, unless an equal or newer version was already kept. Returns the version kept
+   * now (this one, or the one before).
+   */
+  addSpan(rec: SpanRecord, observedAt: number, touched: Touched): SpanNode {
     const old = this.spans.get(rec.traceId, rec.spanId);
     const end = rec.endTimeUnixNano > 0 ? rec.endTimeUnixNano : OPEN;
     let lastEventTime = 0;
@@ -173,7 +176,7 @@ export class GraphStore {
             this.rederive(old, touched);
           }
         }
-        return false;
+        return old;
       }
     }
     const inst = this.instance(rec.resource);
@@ -211,23 +214,23 @@ export class GraphStore {
     // span's own task attributes now apply to them.
     for (let e = old?.events; e !== undefined; e = e.next) {
       if (!e.kind.log) continue;
-      const ev = new WaitEvent(e.kind, e.time, e.res, span, this.eventTask(e.kind, span));
+      const ev = this.newEvent(e.kind, e.time, e.res, span);
       if (tail === undefined) span.events = ev;
       else tail.next = ev;
       tail = ev;
     }
 
     this.replace(old, span, touched);
-    return true;
+    return span;
   }
 
-  /** Adds one wait event that arrived as a log record. */
-  addLogEvent(rec: LogEventRecord, observedAt: number, touched: Touched): boolean {
-    if (!WAIT_EVENTS.has(rec.name)) return false;
+  /** Adds one wait event that arrived as a log record. Returns its span, or undefined for a duplicate. */
+  addLogEvent(rec: LogEventRecord, observedAt: number, touched: Touched): SpanNode | undefined {
+    if (!WAIT_EVENTS.has(rec.name)) return undefined;
     let span = this.spans.get(rec.traceId, rec.spanId);
     if (span) {
       for (let e = span.events; e !== undefined; e = e.next) {
-        if (e.name === rec.name && e.time === rec.timeUnixNano && e.sameAttributes(rec.attributes)) return false;
+        if (e.name === rec.name && e.time === rec.timeUnixNano && e.sameAttributes(rec.attributes)) return undefined;
       }
     } else {
       const inst = this.instance(rec.resource);
@@ -246,7 +249,7 @@ export class GraphStore {
     else tail.next = node;
     node.task.attach(span);
     this.derive(node.task, touched);
-    return true;
+    return span;
   }
 
   /** Marks a span's waits and holds as untrusted (no fresh snapshot came), or trusted again. */
@@ -266,14 +269,15 @@ export class GraphStore {
   private event(name: string, time: number, attrs: Attributes, log: boolean, span: SpanNode): WaitEvent {
     const res = EventKinds.idOf(name, attrs);
     const kind = this.kinds.of(name, attrs, res !== undefined, log);
-    return new WaitEvent(kind, time, res, span, this.eventTask(kind, span));
+    return this.newEvent(kind, time, res, span);
   }
 
-  /** An event's task: the one its attributes name, else the span's. */
-  private eventTask(kind: EventKind, span: SpanNode): TaskNode {
+  /** An event of `span`, of the task its attributes name, else of the span's. */
+  private newEvent(kind: EventKind, time: number, res: string | undefined, span: SpanNode): WaitEvent {
     const own = kind.taskId;
     const spanTask = span.task;
-    return own === undefined || own === spanTask.taskId ? spanTask : this.task(spanTask.inst, own, false);
+    if (own === undefined || own === spanTask.taskId) return new WaitEvent(kind, time, res, span);
+    return new OtherTaskEvent(kind, time, res, span, this.task(spanTask.inst, own, false));
   }
 
   /** The service instance a resource names. */
@@ -391,7 +395,7 @@ export class GraphStore {
           const id = e.id;
           if (id === undefined) break;
           const w = openWait(waits, 'lock', id);
-          if (w) close(w, e);
+          w?.endWith(e);
           const mode = k.mode;
           // Lock-order edges come from acquisitions: a wait that closes a cycle is a deadlock, reported
           // as one, and a wait that ends in an acquire records its edge then.
@@ -402,7 +406,7 @@ export class GraphStore {
             if (mode === 'exclusive') h.mode = 'exclusive';
             break;
           }
-          holds.push(new HoldIv(e, mode, k.lockKind === undefined && w?.lockKind !== undefined ? w : undefined));
+          holds.push(new HoldIv(e, k.lockKind === undefined && w?.lockKind !== undefined ? w : undefined));
           break;
         }
         case EVENT.LOCK_RELEASE: {
@@ -416,7 +420,7 @@ export class GraphStore {
         case EVENT.LOCK_TIMEOUT: {
           const id = e.id;
           const w = id === undefined ? undefined : openWait(waits, 'lock', id);
-          if (w) close(w, e);
+          w?.endWith(e);
           break;
         }
         case EVENT.POOL_WAIT: {
@@ -429,8 +433,8 @@ export class GraphStore {
           const id = e.id;
           if (id === undefined) break;
           const w = openWait(waits, 'pool', id);
-          if (w) close(w, e);
-          holds.push(new HoldIv(e, 'exclusive', k.size === 0 && w !== undefined && w.size !== 0 ? w : undefined));
+          w?.endWith(e);
+          holds.push(new HoldIv(e, k.size === 0 && w !== undefined && w.size !== 0 ? w : undefined));
           break;
         }
         case EVENT.POOL_CHECKIN: {
@@ -448,7 +452,7 @@ export class GraphStore {
         case EVENT.POOL_TIMEOUT: {
           const id = e.id;
           const w = id === undefined ? undefined : openWait(waits, 'pool', id);
-          if (w) close(w, e);
+          w?.endWith(e);
           break;
         }
         case EVENT.RPC_WAIT: {
@@ -459,7 +463,7 @@ export class GraphStore {
         case EVENT.RPC_DONE:
         case EVENT.RPC_TIMEOUT: {
           const w = openRpcWait(waits, e.span);
-          if (w) close(w, e);
+          w?.endWith(e);
           break;
         }
         case EVENT.CERT_WAIT: {
@@ -480,13 +484,13 @@ export class GraphStore {
           (readies ??= []).push({ cert: id, time: e.time });
           if (issues) for (const i of issues) if (i.end === OPEN && i.cert === id) i.end = e.time;
           const w = openWait(waits, 'cert', id);
-          if (w) close(w, e);
+          w?.endWith(e);
           break;
         }
         case EVENT.CERT_TIMEOUT: {
           const id = e.id;
           const w = id === undefined ? undefined : openWait(waits, 'cert', id);
-          if (w) close(w, e);
+          w?.endWith(e);
           break;
         }
         case EVENT.TASK_WAIT: {
@@ -497,7 +501,7 @@ export class GraphStore {
         case EVENT.TASK_RESUME:
         case EVENT.TASK_TIMEOUT: {
           const w = openWait(waits, 'task', '');
-          if (w) close(w, e);
+          w?.endWith(e);
           break;
         }
       }
@@ -506,10 +510,7 @@ export class GraphStore {
     // ancestor in the same service instance.
     for (const w of waits) {
       const spanEnd = w.span.end;
-      if (w.end === OPEN && spanEnd !== OPEN && spanEnd >= w.start) {
-        w.end = spanEnd;
-        w.endedBy = 'span.end';
-      }
+      if (w.end === OPEN && spanEnd !== OPEN && spanEnd >= w.start) w.endWith(w.span);
     }
     if (task.spanTask) {
       for (const h of holds) {
@@ -714,11 +715,6 @@ function firstEventTaskId(events: SpanEventRecord[]): string | undefined {
     if (id !== undefined) return id;
   }
   return undefined;
-}
-
-function close(w: WaitIv, e: WaitEvent): void {
-  w.end = e.time;
-  w.endedBy = e.name;
 }
 
 /** Whether a new version (end, event count, last event time) replaces the kept one. */
