@@ -140,6 +140,7 @@ export class Detector {
 
   /** Runs detection over what changed since the last call and returns the changes of findings. */
   detect(): FindingChange[] {
+    this.store.flush(this.touched);
     const { tasks: touchedTasks, timeouts, orderPairs } = this.touched;
     this.touched = { tasks: new Set(), timeouts: [], orderPairs: new Set() };
     const changes: FindingChange[] = [];
@@ -236,6 +237,7 @@ export class Detector {
 
   /** Sizes of the live graph. */
   stats(): DetectorStats {
+    this.store.flush(this.touched);
     let openWaits = 0;
     let openHolds = 0;
     for (const t of this.store.allTasks()) {

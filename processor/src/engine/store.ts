@@ -148,6 +148,9 @@ export class GraphStore {
   private readonly services = new Map<string, ServiceInstances>();
   private readonly kinds = new EventKinds();
 
+  /** Tasks whose events changed since the last `flush()`. */
+  private readonly dirty = new Set<TaskNode>();
+
   constructor(proxyServices: readonly string[] = []) {
     this.proxyServices = new Set(proxyServices);
   }
@@ -248,7 +251,7 @@ export class GraphStore {
     if (tail === undefined) span.events = node;
     else tail.next = node;
     node.task.attach(span);
-    this.derive(node.task, touched);
+    this.markDirty(node.task, touched);
     return span;
   }
 
@@ -260,7 +263,7 @@ export class GraphStore {
   }
 
   private rederive(span: SpanNode, touched: Touched): void {
-    for (const t of tasksOf(span, [])) this.derive(t, touched);
+    for (const t of tasksOf(span, [])) this.markDirty(t, touched);
     this.resolveHandovers(span, touched);
     touched.tasks.add(span.task);
   }
@@ -355,7 +358,7 @@ export class GraphStore {
     }
     span.task.attach(span);
     for (let e = span.events; e !== undefined; e = e.next) e.task.attach(span);
-    for (const t of tasksOf(span, affected)) this.derive(t, touched);
+    for (const t of tasksOf(span, affected)) this.markDirty(t, touched);
     // Holds resting at or waiting for this span move when it appears or ends.
     this.resolveHandovers(span, touched);
     // The parent's task waits for this span.
@@ -636,7 +639,26 @@ export class GraphStore {
     if (!this.handovers.has(span.spanId)) return;
     const origins = new Set<TaskNode>();
     for (const h of this.handovers.get(span.spanId)) if (h.span.traceId === span.traceId) origins.add(h.origin);
-    for (const t of origins) this.derive(t, touched);
+    for (const t of origins) this.markDirty(t, touched);
+  }
+
+  /**
+   * Marks a task for derivation. Derivation is deferred to `flush()`, which detection calls first: a task
+   * that many spans of a batch touch (a worker thread with a long history) is derived once per batch, not
+   * once per span, and a whole file once.
+   */
+  private markDirty(task: TaskNode, touched: Touched): void {
+    this.dirty.add(task);
+    touched.tasks.add(task);
+  }
+
+  /** Derives every task marked since the last flush. Deriving may mark others (hand-overs): those too. */
+  flush(touched: Touched): void {
+    while (this.dirty.size > 0) {
+      const batch = [...this.dirty];
+      this.dirty.clear();
+      for (const t of batch) this.derive(t, touched);
+    }
   }
 }
 
