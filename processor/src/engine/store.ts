@@ -358,7 +358,13 @@ export class GraphStore {
     }
     span.task.attach(span);
     for (let e = span.events; e !== undefined; e = e.next) e.task.attach(span);
-    for (const t of tasksOf(span, affected)) this.markDirty(t, touched);
+    if (span.events !== undefined || old?.events !== undefined) {
+      for (const t of tasksOf(span, affected)) this.markDirty(t, touched);
+    } else if (span.end === OPEN) {
+      // No wait events, now or before: nothing to derive (most spans); an open one is still a hop that
+      // others may wait through, so detection looks at it.
+      touched.tasks.add(span.task);
+    }
     // Holds resting at or waiting for this span move when it appears or ends.
     this.resolveHandovers(span, touched);
     // The parent's task waits for this span.
