@@ -171,7 +171,7 @@ export class OtherTaskEvent extends WaitEvent {
 }
 
 /** A value's key for interning: self-delimiting, and distinct for values that parse differently. */
-function valueKey(v: AttrValue | undefined): string {
+function valueKey(v: unknown): string {
   if (typeof v === 'string') return 's' + v.length + ':' + v;
   if (typeof v === 'number') return 'n' + String(v) + ';';
   if (typeof v === 'boolean') return v ? 't' : 'f';
@@ -181,7 +181,9 @@ function valueKey(v: AttrValue | undefined): string {
     for (const x of v) s += valueKey(x);
     return s;
   }
-  return 'u';
+  // Not an attribute value a decoder makes; keyed by what is compared of it.
+  const json = JSON.stringify(v) ?? '';
+  return 'j' + json.length + ':' + json;
 }
 
 /**

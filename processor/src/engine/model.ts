@@ -6,17 +6,18 @@
  * (Infinity). A view of the graph at time `t` sees the intervals with `start < t <= end`; the present is
  * the view at `NOW` (Infinity), which sees exactly the open intervals.
  *
- * Memory: the graph holds a span, a task and a few intervals for every open task, so their layout sets
- * the detector's footprint (a million open tasks must fit in well under 1 GiB). Hence classes with few
- * fields, and some habits that read oddly without the reason:
+ * Memory: the graph holds a span, a task, its events and a few intervals for every open task, so their
+ * layout sets the detector's footprint (a million open tasks must fit in well under 1 GiB). Hence classes
+ * with few fields, and some habits that read oddly without the reason:
  * - an interval keeps a reference to the event that opened it and reads its task, resource, span and
- *   start through it, rather than copying them;
+ *   start through it, rather than copying them; a wait keeps what ended it (an event, or its span);
  * - an open end is stored as `undefined` and read back as `OPEN` by a getter: V8 boxes every double held
  *   in an object field in a heap number of its own, so a stored Infinity would cost one per open interval;
  * - a task's waits and holds, and a span's events, are singly linked lists (a `next` field), and a task's
  *   spans are one reference until there are several: most tasks have one span, one hold and one wait,
  *   and a JS array costs more than the object it would hold;
- * - what few tasks have (inherited holds, certificate issues, lock-order edges) sits in a side object.
+ * - what few tasks or holds have (inherited holds, certificate issues, lock-order edges; upgrades and
+ *   hand-overs) sits in a side object made on first use.
  */
 import { EVENT } from '../../../schemas/index.js';
 import type { WaitEvent } from './events.js';
@@ -137,8 +138,8 @@ abstract class Interval {
   abstract get end(): number;
 }
 
-/** An interval that keeps its end itself. */
-abstract class EndedInterval extends Interval {
+/** An interval that keeps its end time itself. */
+abstract class EndTimeInterval extends Interval {
   private endOrOpen: number | undefined = undefined;
 
   get end(): number {
@@ -217,7 +218,7 @@ class HoldExtras {
 }
 
 /** One hold of a lock or of one pool unit. */
-export class HoldIv extends EndedInterval {
+export class HoldIv extends EndTimeInterval {
   /** The task's next hold, in the order they were taken. */
   next: HoldIv | undefined = undefined;
   private extras: HoldExtras | undefined = undefined;
@@ -291,7 +292,7 @@ export interface Handover {
 }
 
 /** One cert.issue .. cert.ready interval. */
-export class IssueIv extends EndedInterval {
+export class IssueIv extends EndTimeInterval {
   get task(): TaskNode {
     return this.ev.task;
   }
