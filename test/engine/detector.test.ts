@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../processor/src/engine/index.js';
 import { SpanKind, type SpanRecord } from '../../processor/src/model/span.js';
-import { lock, pool, span } from '../support/span-factory.js';
+import { at, lock, pool, span } from '../support/span-factory.js';
 
 function run(spans: SpanRecord[]) {
   const d = new Detector();
@@ -141,6 +141,35 @@ describe('Detector', () => {
     const changes = d.detect();
     expect(changes.map((c) => c.change)).toEqual(['resolved']);
     expect(d.findings().map((f) => f.state)).toEqual(['resolved']);
+  });
+
+  it('keeps the fingerprint of a deadlock that grows as late spans arrive, and announces it once', () => {
+    const reader = (id: string) =>
+      span({ service: 's', name: id, attrs: { 'task.id': id }, events: [[0, 'lock.acquire', lock('K', 'shared')], [5, 'lock.wait', lock('K', 'exclusive')]] });
+    const d = new Detector();
+    d.addSpans([reader('r1'), reader('r2')]);
+    const opened = d.detect();
+    expect(opened.map((c) => c.change)).toEqual(['opened']);
+    // A third upgrading reader was in it all along; its span comes later.
+    d.addSpans([reader('r3')]);
+    expect(d.detect()).toEqual([]);
+    const [f] = d.findings();
+    expect(f.fingerprint).toBe(opened[0].finding.fingerprint);
+    expect(f.formedAt).toBe(opened[0].finding.formedAt);
+    expect(f.tasks.map((t) => t.taskId)).toEqual(['r1', 'r2', 'r3']);
+  });
+
+  it('names what broke a deadlock that a cancel ended (the span ended without a timeout event)', () => {
+    const d = new Detector();
+    d.addSpans(abba());
+    expect(d.detect().map((c) => c.change)).toEqual(['opened']);
+    const [t1] = abba();
+    d.addSpans([{ ...t1, endTimeUnixNano: at(3000), attributes: { 'task.id': 'req-1' } }]);
+    const changes = d.detect();
+    expect(changes.map((c) => c.change)).toEqual(['resolved']);
+    expect(changes[0].finding.brokenBy).toMatchObject({ event: 'span.end', task: { taskId: 'req-1' } });
+    // It formed when the second of the two waits began, at 12 ms.
+    expect(changes[0].finding.durationMs).toBe(2988);
   });
 
   it('reports a lock-order inversion that never overlapped', () => {

@@ -48,6 +48,10 @@ interface ActiveEntry {
   formed: number;
 }
 
+function isTimeout(w: WaitIv): boolean {
+  return w.endedBy?.endsWith('.timeout') === true;
+}
+
 function conflicts(a: string, b: string): boolean {
   return a === 'exclusive' || b === 'exclusive';
 }
@@ -190,6 +194,14 @@ export class Detector {
           this.refresh(fp, core);
           continue;
         }
+        // A core that shares tasks with an open one is that deadlock seen more fully (late spans joined
+        // it): it keeps its fingerprint and is not announced again.
+        const grown = this.openSharing(core);
+        if (grown !== undefined) {
+          found.add(grown);
+          this.refresh(grown, core);
+          continue;
+        }
         if (broken.has(fp)) continue;
         const f = this.build(core);
         this.open(fp, core, f);
@@ -271,8 +283,13 @@ export class Detector {
     const entry = this.active.get(fp)!;
     const same = entry.tasks.length === core.tasks.length && entry.tasks.every((t, i) => t === core.tasks[i]);
     if (same) return;
+    // Still the same incident: its fingerprint and the time it formed stay.
+    const f = this.build(core);
+    f.fingerprint = fp;
+    f.formedAt = entry.finding.formedAt;
     this.close(fp);
-    this.open(fp, core, this.build(core));
+    this.open(fp, core, f);
+    this.active.get(fp)!.formed = entry.formed;
   }
 
   private close(fp: string): void {
@@ -288,11 +305,15 @@ export class Detector {
 
   /** The resolved form of an active finding that is no longer found: what ended one of its waits. */
   private resolvedFrom(entry: ActiveEntry): Finding {
+    // What broke it: of the waits its tasks had open when it formed, the first to end (a timeout before
+    // anything else that ended at the same moment, such as the acquire the timeout let through).
     let best: { w: WaitIv; task: TaskNode } | undefined;
-    for (const cw of entry.waits) {
-      let w = cw.task.waits;
-      while (w !== undefined && !(w.kind === cw.kind && w.res === cw.res && w.start === cw.start)) w = w.next;
-      if (w && w.end !== OPEN && (!best || w.end < best.w.end)) best = { w, task: cw.task };
+    for (const task of entry.tasks) {
+      for (let w = task.waits; w !== undefined; w = w.next) {
+        if (w.end === OPEN || w.start > entry.formed || w.end < entry.formed) continue;
+        const earlier = !best || w.end < best.w.end || (w.end === best.w.end && isTimeout(w) && !isTimeout(best.w));
+        if (earlier) best = { w, task };
+      }
     }
     const f: Finding = structuredClone(entry.finding);
     f.state = 'resolved';
@@ -317,6 +338,15 @@ export class Detector {
     };
     f.summary = f.summary.replace(/^Deadlock:/, 'Deadlock (broken):');
     return f;
+  }
+
+  /** The fingerprint of an open deadlock that shares a task with `core`, if any. */
+  private openSharing(core: Core): string | undefined {
+    for (const t of core.tasks) {
+      const fps = this.activeByTask.get(t);
+      if (fps !== undefined) for (const fp of fps) return fp;
+    }
+    return undefined;
   }
 
   /** A pair of tasks that took `x` then `y`, and `y` then `x`, in modes that conflict, with no common gate. */
