@@ -61,7 +61,7 @@ export class Detector {
   private readonly store: GraphStore;
   private readonly opts: FindingOptions;
   private readonly maxVictims: number;
-  private touched: Touched = { tasks: new Set(), timeouts: [], orderPairs: new Set() };
+  private touched: Touched = { tasks: new Set(), timeouts: [], orderPairs: new Set(), eased: new Set() };
   private readonly active = new Map<string, ActiveEntry>();
   private readonly activeByTask = new Map<TaskNode, Set<string>>();
   private readonly resolved: Finding[] = [];
@@ -145,8 +145,8 @@ export class Detector {
   /** Runs detection over what changed since the last call and returns the changes of findings. */
   detect(): FindingChange[] {
     this.store.flush(this.touched);
-    const { tasks: touchedTasks, timeouts, orderPairs } = this.touched;
-    this.touched = { tasks: new Set(), timeouts: [], orderPairs: new Set() };
+    const { tasks: touchedTasks, timeouts, orderPairs, eased } = this.touched;
+    this.touched = { tasks: new Set(), timeouts: [], orderPairs: new Set(), eased: new Set() };
     const changes: FindingChange[] = [];
 
     // Deadlocks that a timeout broke: look just before the timeout, from the task that gave up.
@@ -184,6 +184,7 @@ export class Detector {
     const seeds = touchedTasks; // ours now: a fresh set took its place
     const recheck = new Set<string>();
     for (const t of touchedTasks) for (const fp of this.activeByTask.get(t) ?? []) recheck.add(fp);
+    for (const t of eased) for (const fp of this.activeByTask.get(t) ?? []) recheck.add(fp);
     for (const fp of recheck) for (const t of this.active.get(fp)!.tasks) seeds.add(t);
     const found = new Set<string>();
     if (seeds.size) {

@@ -36,6 +36,11 @@ export interface Touched {
   timeouts: WaitIv[];
   /** Lock pairs whose order edges changed. */
   orderPairs: Set<string>;
+  /**
+   * Tasks that only lost requirements (a span without wait events ended or moved to another task): that
+   * can end a deadlock they are in, never start one, so they are looked at again only if they are in one.
+   */
+  eased: Set<TaskNode>;
 }
 
 /**
@@ -360,10 +365,12 @@ export class GraphStore {
     for (let e = span.events; e !== undefined; e = e.next) e.task.attach(span);
     if (span.events !== undefined || old?.events !== undefined) {
       for (const t of tasksOf(span, affected)) this.markDirty(t, touched);
-    } else if (span.end === OPEN) {
+    } else {
       // No wait events, now or before: nothing to derive (most spans); an open one is still a hop that
       // others may wait through, so detection looks at it.
-      touched.tasks.add(span.task);
+      if (span.end === OPEN) touched.tasks.add(span.task);
+      else touched.eased.add(span.task);
+      if (old !== undefined && old.task !== span.task) touched.eased.add(old.task);
     }
     // Holds resting at or waiting for this span move when it appears or ends.
     this.resolveHandovers(span, touched);
