@@ -12,6 +12,7 @@ import type { DecodedBatch, LogEventRecord, SpanRecord } from '../model/span.js'
 import { detect, victimsOf, type Core } from './detect.js';
 import { coreFingerprint, deadlockFinding, formedAt, inversionFinding, type FindingOptions } from './findings.js';
 import { NOW, OPEN, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { LivenessLog } from './liveness.js';
 import { GraphStore, type Touched } from './store.js';
 
 /** Options of the detector. Every field is optional. */
@@ -68,14 +69,8 @@ export class Detector {
   private readonly resolvedKeys = new Set<string>();
   private readonly potentials = new Map<string, Finding>();
   private readonly seenTimeouts = new Set<string>();
-  /**
-   * Open spans in the order they were last observed, for the staleness sweep: each span with the time it
-   * was observed at, in two arrays (one entry per snapshot of every open span; a number array holds its
-   * doubles unboxed, an object per entry would cost several times as much).
-   */
-  private readonly liveSpans: SpanNode[] = [];
-  private readonly liveAt: number[] = [];
-  private liveHead = 0;
+  /** Open spans in the order they were last observed, for the staleness sweep. */
+  private readonly liveness = new LivenessLog();
 
   constructor(options: DetectorOptions = {}) {
     const jaegerUrl = options.jaegerUrl ?? 'http://localhost:16686';
@@ -101,7 +96,7 @@ export class Detector {
   addSpans(spans: readonly SpanRecord[], observedAt = 0): void {
     for (const s of spans) {
       const node = this.store.addSpan(s, observedAt, this.touched);
-      if (observedAt > 0 && node.end === OPEN) this.live(node);
+      if (observedAt > 0 && node.end === OPEN) this.liveness.push(node, node.observedAt);
     }
   }
 
@@ -109,13 +104,8 @@ export class Detector {
   addLogEvents(events: readonly LogEventRecord[], observedAt = 0): void {
     for (const e of events) {
       const node = this.store.addLogEvent(e, observedAt, this.touched);
-      if (node !== undefined && observedAt > 0 && node.end === OPEN) this.live(node);
+      if (node !== undefined && observedAt > 0 && node.end === OPEN) this.liveness.push(node, node.observedAt);
     }
-  }
-
-  private live(span: SpanNode): void {
-    this.liveSpans.push(span);
-    this.liveAt.push(span.observedAt);
   }
 
   /**
@@ -126,18 +116,12 @@ export class Detector {
   expire(now: number, staleAfter: number): number {
     const cutoff = now - staleAfter;
     let n = 0;
-    while (this.liveHead < this.liveAt.length && this.liveAt[this.liveHead] < cutoff) {
-      const at = this.liveAt[this.liveHead];
-      const span = this.liveSpans[this.liveHead++];
+    for (let at = this.liveness.oldestAt(); at !== undefined && at < cutoff; at = this.liveness.oldestAt()) {
+      const span = this.liveness.shift();
       const current = this.store.spans.get(span.traceId, span.spanId);
       if (current !== span || span.end !== OPEN || span.observedAt !== at || span.stale) continue;
       this.store.setStale(span, true, this.touched);
       n++;
-    }
-    if (this.liveHead > 4096 && this.liveHead * 2 > this.liveAt.length) {
-      this.liveSpans.splice(0, this.liveHead);
-      this.liveAt.splice(0, this.liveHead);
-      this.liveHead = 0;
     }
     return n;
   }
