@@ -172,6 +172,51 @@ describe('Detector', () => {
     expect(changes[0].finding.durationMs).toBe(2988);
   });
 
+  it('resolves a deadlock held together by a span without wait events once that span ends', () => {
+    // T holds L; its event-less span s2 has a child, in another task, that waits for L: T waits for its
+    // child, the child for T.
+    const s1 = span({ service: 'a', name: 's1', attrs: { 'task.id': 'T' }, events: [[0, 'lock.acquire', lock('L')]] });
+    const s2 = (end?: number) => span({ service: 'a', name: 's2', attrs: { 'task.id': 'T' }, start: 1, end });
+    const child = span({ service: 'a', name: 'child', parent: s2(), attrs: { 'task.id': 'C' }, start: 2, events: [[3, 'lock.wait', lock('L')]] });
+    const d = new Detector();
+    d.addSpans([s1, s2(), child]);
+    expect(d.detect().map((c) => c.change)).toEqual(['opened']);
+    d.addSpans([s2(50)]);
+    expect(d.detect().map((c) => c.change)).toEqual(['resolved']);
+  });
+
+  it('survives a span that names itself as its parent', () => {
+    const base = span({ service: 'a', name: 'loop', events: [[0, 'lock.acquire', lock('L')]] });
+    const looped = { ...base, parentSpanId: base.spanId };
+    const d = new Detector();
+    d.addSpans([looped]);
+    expect(d.detect()).toEqual([]);
+    d.addSpans([{ ...looped, endTimeUnixNano: at(10) }]);
+    expect(d.detect()).toEqual([]);
+    expect(d.findings()).toEqual([]);
+  });
+
+  it('hands a hold over the same way whether a log event or the span it waits for comes first', () => {
+    // A span-task's hold, left open when it ended, waits for its parent span; the parent first shows up
+    // as the placeholder a log event makes, in another service instance (so nobody inherits the hold).
+    const child = span({ service: 's2', name: 'c', trace: 'p', start: 7, end: 15, events: [[9, 'pool.checkout', pool('P', 1)]] });
+    const parentId = '0000000000000005';
+    const rec = { ...child, parentSpanId: parentId };
+    const log = { traceId: child.traceId, spanId: parentId, name: 'lock.timeout', timeUnixNano: at(10), attributes: { 'lock.id': 'B' }, resource: { 'service.name': 's0' } };
+    const stats = (first: 'span' | 'log') => {
+      const d = new Detector();
+      if (first === 'span') d.addSpans([rec]);
+      else d.addLogEvents([log]);
+      d.detect();
+      if (first === 'span') d.addLogEvents([log]);
+      else d.addSpans([rec]);
+      d.detect();
+      return d.stats();
+    };
+    expect(stats('log')).toEqual(stats('span'));
+    expect(stats('span').openHolds).toBe(0);
+  });
+
   it('reports a lock-order inversion that never overlapped', () => {
     const t1 = span({ service: 'a', name: 'one', attrs: { 'task.id': '1' }, end: 10, events: [[0, 'lock.acquire', lock('A')], [1, 'lock.acquire', lock('B')], [2, 'lock.release', lock('B')], [3, 'lock.release', lock('A')]] });
     const t2 = span({ service: 'b', name: 'two', attrs: { 'task.id': '2' }, start: 100, end: 110, events: [[100, 'lock.acquire', lock('B')], [101, 'lock.acquire', lock('A')], [102, 'lock.release', lock('A')], [103, 'lock.release', lock('B')]] });

@@ -247,6 +247,8 @@ export class GraphStore {
       span = new SpanNode(rec.traceId, rec.spanId, undefined, '', rec.timeUnixNano, OPEN, task, 0, 0, observedAt, -1, false, true);
       this.spans.set(span);
       task.attach(span);
+      // Holds handed over towards this span id were waiting for it to appear.
+      this.resolveHandovers(span, touched);
     }
     span.observedAt = Math.max(span.observedAt, observedAt);
     if (span.placeholder && rec.timeUnixNano < span.start) span.start = rec.timeUnixNano;
