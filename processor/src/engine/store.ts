@@ -370,15 +370,20 @@ export class GraphStore {
     } else {
       // No wait events, now or before: nothing to derive (most spans); an open one is still a hop that
       // others may wait through, so detection looks at it.
+      // An ended one eases what it held together, if it was seen before: one that arrives already ended
+      // never added an edge (the common case, and the cheap one).
       if (span.end === OPEN) touched.tasks.add(span.task);
-      else touched.eased.add(span.task);
+      else if (old !== undefined) touched.eased.add(span.task);
       if (old !== undefined && old.task !== span.task) touched.eased.add(old.task);
     }
     // Holds resting at or waiting for this span move when it appears or ends.
     this.resolveHandovers(span, touched);
-    // The parent's task waits for this span.
-    const parent = this.parentOf(span);
-    if (parent) touched.tasks.add(parent.task);
+    // The parent's task waits for this span while it is open, and is eased when it ends; a span that
+    // arrives already ended, with no wait events, changes nothing for its parent.
+    if (span.end === OPEN || old !== undefined || span.events !== undefined) {
+      const parent = this.parentOf(span);
+      if (parent) touched.tasks.add(parent.task);
+    }
   }
 
   /** Re-derives a task's intervals from the events of its spans. */
