@@ -24,7 +24,8 @@ import { startServices, type Stack } from '../../examples/lib/stack.js';
 import { PG_SQLSTATES, SCENARIOS, type DeadlockRun, type Scenario } from '../../examples/scenarios/index.js';
 import type { CallResult } from '../../examples/lib/http-service.js';
 import { ATTR, EVENT, type Alert } from '../../schemas/index.js';
-import { freePorts, fetchTrace, SERVER_START_TIMEOUT_MS, waitForTrace, type JaegerTrace } from '../support/jaeger.js';
+import { fetchTrace, waitForTrace, type JaegerTrace } from '../support/jaeger.js';
+import { freePorts, SERVER_START_TIMEOUT_MS } from '../support/servers.js';
 import { ensurePostgres } from '../support/postgres.js';
 import { schemaErrors, validateAlert } from '../support/schemas.js';
 

@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOtlpLogsProto, decodeOtlpTracesProto } from '../../processor/src/decode/otlp-proto.js';
 import type { DecodedBatch } from '../../processor/src/model/span.js';
 import { ATTR, EVENT } from '../../schemas/index.js';
-import { SERVER_START_TIMEOUT_MS, serviceOf, waitForTrace, type JaegerTrace } from '../support/jaeger.js';
+import { serviceOf, waitForTrace, type JaegerTrace } from '../support/jaeger.js';
+import { SERVER_START_TIMEOUT_MS } from '../support/servers.js';
 import { createTopic, ensureKafka, testKafkaClient, type TestKafka } from '../support/kafka.js';
 import { ensureCollector, type TestCollector } from '../support/otelcol.js';
 

@@ -14,7 +14,7 @@ import { parseArgs, promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { optionsFromEnv, optionsFromFlags, parseArgsOptions, resolveRunOptions, type ResolvedRunOptions } from '../../processor/src/run/options.js';
-import { SERVER_START_TIMEOUT_MS } from '../support/jaeger.js';
+import { SERVER_START_TIMEOUT_MS } from '../support/servers.js';
 import { ROOT } from './processes.js';
 
 const run = promisify(execFile);

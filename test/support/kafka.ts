@@ -3,14 +3,14 @@
  * scripts/kafka.sh and shares it between all test files, which vitest runs in separate worker processes.
  *
  * The first caller in the run starts the broker on free ports and every other caller, in any process,
- * joins it (`sharedServer()` of test/support/jaeger.ts). The broker's pid file and data dir live in
+ * joins it (`sharedServer()` of test/support/servers.ts). The broker's pid file and data dir live in
  * $WAITGRAPH_TEST_RUN_DIR, so the global teardown stops it and removes its data when the run ends. A test
  * that restarts or stops its broker asks for one of its own by name (`ensureKafka({ name: 'restart' })`),
  * so it never disturbs the test files that run beside it on the shared one.
  */
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { freePorts, runScript, sharedServer } from './jaeger.js';
+import { freePorts, runScript, sharedServer } from './servers.js';
 
 /** A broker started for this test run. */
 export interface TestKafka {

@@ -6,7 +6,8 @@
  * `ensureJaeger()`. Its OTLP ports are free ports on 127.0.0.1, and its pid file lives in
  * $WAITGRAPH_TEST_RUN_DIR, so the global teardown stops it.
  */
-import { ensureJaeger, freePorts, runScript, sharedServer, type TestJaeger } from './jaeger.js';
+import { ensureJaeger, type TestJaeger } from './jaeger.js';
+import { freePorts, runScript, sharedServer } from './servers.js';
 
 /** Options of `ensureCollector`. */
 export interface EnsureCollectorOptions {

@@ -4,7 +4,7 @@
  * test file of the run, in any worker process, joins it. Its pid file lives in $WAITGRAPH_TEST_RUN_DIR, so
  * the global teardown stops it when the run ends. The server trusts local connections as `postgres`.
  */
-import { freePorts, runScript, sharedServer } from './jaeger.js';
+import { freePorts, runScript, sharedServer } from './servers.js';
 
 /** The run's PostgreSQL server. */
 export interface TestPostgres {
