@@ -2,8 +2,8 @@
  * Writes the JSON Schema files of `schemas/` from their TypeScript source.
  * `npm run schemas` writes them; `--check` exits 1 when a committed file differs from its source.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeOrCheck } from '../scripts/lib/generated.js';
 import { AlertSchema, AnalyzeOutputSchema, FindingSchema, SpanAttributesSchema, WaitEventSchema, WaitRecordBatchSchema } from './index.js';
 
 const outputs: Record<string, unknown> = {
@@ -24,23 +24,5 @@ export function generatedSchemas(): Record<string, string> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const check = process.argv.includes('--check');
-  let stale = 0;
-  for (const [file, text] of Object.entries(generatedSchemas())) {
-    const path = new URL(file, import.meta.url);
-    if (check) {
-      let old = '';
-      try {
-        old = readFileSync(path, 'utf8');
-      } catch {}
-      if (old !== text) {
-        console.error(`schemas/${file} is out of date: run npm run schemas`);
-        stale++;
-      }
-    } else {
-      writeFileSync(path, text);
-      console.log(`wrote schemas/${file}`);
-    }
-  }
-  process.exit(stale ? 1 : 0);
+  writeOrCheck(generatedSchemas(), new URL('.', import.meta.url), 'schemas/', 'npm run schemas');
 }

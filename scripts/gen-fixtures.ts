@@ -7,8 +7,8 @@
  * from what this script generates. The files are committed: they are what users and tests replay.
  * Everything is deterministic (ids are hashes of names, times are offsets from one base time).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeOrCheck } from './lib/generated.js';
 import { ATTR, EVENT, PROXY_COMPONENT, type DeadlockState, type FindingKind, type LockMode } from '../schemas/index.js';
 import { SpanKind } from '../processor/src/model/span.js';
 import {
@@ -554,23 +554,5 @@ function summary(f: ExpectedFinding): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const check = process.argv.includes('--check');
-  let stale = 0;
-  for (const [file, text] of Object.entries(generateFixtures())) {
-    const path = new URL(file, SCENARIO_DIR);
-    if (check) {
-      let old = '';
-      try {
-        old = readFileSync(path, 'utf8');
-      } catch {}
-      if (old !== text) {
-        console.error(`test/fixtures/scenarios/${file} is out of date: run npx tsx scripts/gen-fixtures.ts`);
-        stale++;
-      }
-    } else {
-      writeFileSync(path, text);
-      console.log(`wrote test/fixtures/scenarios/${file}`);
-    }
-  }
-  process.exitCode = stale ? 1 : 0;
+  writeOrCheck(generateFixtures(), SCENARIO_DIR, 'test/fixtures/scenarios/', 'npx tsx scripts/gen-fixtures.ts');
 }
