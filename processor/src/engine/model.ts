@@ -389,6 +389,18 @@ export class TaskNode {
     } else if (!l.includes(span)) l.push(span);
   }
 
+  /**
+   * Attaches a span version that is new to the store: no task has it yet, except this one when the span
+   * carries several of its events (attached one after another, so only the last can be it).
+   */
+  attachNew(span: SpanNode): void {
+    const l = this.spanList;
+    if (l === undefined) this.spanList = span;
+    else if (l instanceof SpanNode) {
+      if (l !== span) this.spanList = [l, span];
+    } else if (l[l.length - 1] !== span) l.push(span);
+  }
+
   /** Detaches a span. */
   detach(span: SpanNode): void {
     const l = this.spanList;

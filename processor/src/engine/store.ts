@@ -69,7 +69,7 @@ class MultiIndex<T extends object> {
     return cur === undefined ? EMPTY : cur instanceof Set ? cur : [cur];
   }
   has(key: string): boolean {
-    return this.map.has(key);
+    return this.map.size !== 0 && this.map.has(key);
   }
 }
 
@@ -103,6 +103,11 @@ export class SpanTable {
   }
   get size(): number {
     return this.byId.size + this.clash.size;
+  }
+  /** Every span. */
+  *values(): Iterable<SpanNode> {
+    yield* this.byId.values();
+    yield* this.clash.values();
   }
 }
 
@@ -190,7 +195,13 @@ export class GraphStore {
     const inst = this.instance(rec.resource);
     const attrs = rec.attributes;
     const spanTaskId = str(attrs[ATTR.TASK_ID]) ?? str(attrs[ATTR.THREAD_ID]) ?? firstEventTaskId(rec.events);
-    const task = this.task(inst, spanTaskId ?? rec.spanId, spanTaskId === undefined);
+    // A span without task attributes is its own task; its versions share the one made for the first.
+    const task =
+      spanTaskId !== undefined
+        ? this.task(inst, spanTaskId)
+        : old !== undefined && old.task.spanTask && old.task.inst === inst
+          ? old.task
+          : this.spanTask(inst, rec.spanId);
     const proxy = attrs[ATTR.COMPONENT] === PROXY_COMPONENT || this.proxyServices.has(inst.service);
     const resend = attrs[ATTR.HTTP_RESEND_COUNT];
     const span = new SpanNode(
@@ -243,7 +254,7 @@ export class GraphStore {
     } else {
       const inst = this.instance(rec.resource);
       const taskId = str(rec.attributes[ATTR.TASK_ID]) ?? str(rec.attributes[ATTR.THREAD_ID]);
-      const task = this.task(inst, taskId ?? rec.spanId, taskId === undefined);
+      const task = taskId === undefined ? this.spanTask(inst, rec.spanId) : this.task(inst, taskId);
       span = new SpanNode(rec.traceId, rec.spanId, undefined, '', rec.timeUnixNano, OPEN, task, 0, 0, observedAt, -1, false, true);
       this.spans.set(span);
       task.attach(span);
@@ -287,7 +298,7 @@ export class GraphStore {
     const own = kind.taskId;
     const spanTask = span.task;
     if (own === undefined || own === spanTask.taskId) return new WaitEvent(kind, time, res, span);
-    return new OtherTaskEvent(kind, time, res, span, this.task(spanTask.inst, own, false));
+    return new OtherTaskEvent(kind, time, res, span, this.task(spanTask.inst, own));
   }
 
   /** The service instance a resource names. */
@@ -310,19 +321,30 @@ export class GraphStore {
     return new Instance(name, service, instanceId, tasks);
   }
 
-  private task(inst: Instance, taskId: string, spanTask: boolean): TaskNode {
+  /** The task a task id names in an instance. */
+  private task(inst: Instance, taskId: string): TaskNode {
     let t = inst.tasks.get(taskId);
     if (!t) {
-      t = new TaskNode(inst, taskId, spanTask);
+      t = new TaskNode(inst, taskId, false);
       inst.tasks.set(taskId, t);
       this.taskCount++;
     }
     return t;
   }
 
-  /** Every task. */
+  /**
+   * A new span-task: the task of a span without task attributes. It is found through its span, not
+   * registered by id (most spans are their own task, and an index of them would cost each a map entry).
+   */
+  private spanTask(inst: Instance, spanId: string): TaskNode {
+    this.taskCount++;
+    return new TaskNode(inst, spanId, true);
+  }
+
+  /** Every task: those named by task attributes, then span-tasks, through their spans. */
   *allTasks(): Iterable<TaskNode> {
     for (const byId of this.tasks.values()) yield* byId.values();
+    for (const s of this.spans.values()) if (s.task.spanTask && s.task.taskId === s.spanId) yield s.task;
   }
 
   /** The children of a span. */
@@ -343,17 +365,17 @@ export class GraphStore {
    * id of a span in the waiter's trace.
    */
   resolveTaskRef(instance: string, traceId: string, id: string): { task: TaskNode; span: SpanNode | undefined } | undefined {
-    const span = this.spans.get(traceId, id);
     const t = this.tasks.get(instance)?.get(id);
-    if (t && !(t.spanTask && span && span.task !== t)) return { task: t, span: t.spanTask ? span : undefined };
+    if (t) return { task: t, span: undefined };
+    const span = this.spans.get(traceId, id);
     if (span) return { task: span.task, span };
     return undefined;
   }
 
   private replace(old: SpanNode | undefined, span: SpanNode, touched: Touched): void {
-    let affected: TaskNode[] = [];
+    let affected = EMPTY as unknown as TaskNode[];
     if (old) {
-      affected = tasksOf(old, affected, true);
+      affected = tasksOf(old, [], true);
       for (const t of affected) t.detach(old);
       if (old.parentSpanId) removeFrom(this.children, old.parentSpanId, old);
     }
@@ -363,10 +385,10 @@ export class GraphStore {
       if (!list) this.children.set(span.parentSpanId, [span]);
       else list.push(span);
     }
-    span.task.attach(span);
-    for (let e = span.events; e !== undefined; e = e.next) e.task.attach(span);
+    span.task.attachNew(span);
+    for (let e = span.events; e !== undefined; e = e.next) e.task.attachNew(span);
     if (span.events !== undefined || old?.events !== undefined) {
-      for (const t of tasksOf(span, affected)) this.markDirty(t, touched);
+      for (const t of tasksOf(span, old ? affected : [])) this.markDirty(t, touched);
     } else {
       // No wait events, now or before: nothing to derive (most spans); an open one is still a hop that
       // others may wait through, so detection looks at it.
