@@ -12,7 +12,7 @@ import type { DecodedBatch, LogEventRecord, SpanRecord } from '../model/span.js'
 import { detect, victimsOf, type Core } from './detect.js';
 import { coreFingerprint, deadlockFinding, formedAt, inversionFinding, type FindingOptions } from './findings.js';
 import { NOW, OPEN, taskKey, type OrderEdge, type SpanNode, type TaskNode, type WaitIv } from './model.js';
-import { LivenessLog } from './liveness.js';
+import { SpanLog } from './span-log.js';
 import { GraphStore, type Touched } from './store.js';
 
 /** Options of the detector. Every field is optional. */
@@ -68,9 +68,12 @@ export class Detector {
   private readonly resolved: Finding[] = [];
   private readonly resolvedKeys = new Set<string>();
   private readonly potentials = new Map<string, Finding>();
-  private readonly seenTimeouts = new Set<string>();
+  /** Timeouts already looked behind, with the time each happened, until they pass out of the history. */
+  private readonly seenTimeouts = new Map<string, number>();
+  /** The start of the history the live graph keeps (see `forget`); views before it are not looked at. */
+  private horizon = Number.NEGATIVE_INFINITY;
   /** Open spans in the order they were last observed, for the staleness sweep. */
-  private readonly liveness = new LivenessLog();
+  private readonly liveness = new SpanLog();
 
   constructor(options: DetectorOptions = {}) {
     const jaegerUrl = options.jaegerUrl ?? 'http://localhost:16686';
@@ -96,7 +99,10 @@ export class Detector {
   addSpans(spans: readonly SpanRecord[], observedAt = 0): void {
     for (const s of spans) {
       const node = this.store.addSpan(s, observedAt, this.touched);
-      if (observedAt > 0 && node.end === OPEN) this.liveness.push(node, node.observedAt);
+      if (observedAt > 0) {
+        if (node.end === OPEN) this.liveness.push(node, node.observedAt);
+        else this.store.retire(node, node.end);
+      }
     }
   }
 
@@ -121,9 +127,24 @@ export class Detector {
       const current = this.store.spans.get(span.traceId, span.spanId);
       if (current !== span || span.end !== OPEN || span.observedAt !== at || span.stale) continue;
       this.store.setStale(span, true, this.touched);
+      this.store.retire(span, span.observedAt);
       n++;
     }
     return n;
+  }
+
+  /**
+   * Keeps the history of a live graph bounded: forgets spans that ended (or went stale) before `cutoff`
+   * (unix ns; the caller's clock minus the history it keeps), where nothing in the views from `cutoff` on
+   * can need them (the rule is on `GraphStore.forget`), and the timeouts seen before it. Deadlocks that
+   * timeouts broke before `cutoff` are no longer looked for. Lock-order edges stay, so inversions are found
+   * across any span of time. Only for spans added with an `observedAt` (the live processor): `analyze`
+   * never forgets. Returns how many spans were forgotten.
+   */
+  forget(cutoff: number): number {
+    if (cutoff > this.horizon) this.horizon = cutoff;
+    for (const [key, at] of this.seenTimeouts) if (at < cutoff) this.seenTimeouts.delete(key);
+    return this.store.forget(cutoff, this.touched);
   }
 
   /** Runs detection over what changed since the last call and returns the changes of findings. */
@@ -136,9 +157,10 @@ export class Detector {
     // Deadlocks that a timeout broke: look just before the timeout, from the task that gave up.
     const broken = new Set<string>();
     for (const w of timeouts) {
+      if (w.end < this.horizon) continue; // before the history: what it needs may be forgotten
       const key = `${taskKey(w.task)}\0${w.kind}\0${w.res}\0${w.start}\0${w.end}`;
       if (this.seenTimeouts.has(key)) continue;
-      this.seenTimeouts.add(key);
+      this.seenTimeouts.set(key, w.end);
       for (const core of detect(this.store, [w.task], w.end).cores) {
         if (!core.tasks.includes(w.task)) continue; // the timeout only freed a victim
         const fp = coreFingerprint(core);
@@ -337,10 +359,11 @@ export class Detector {
   /** A pair of tasks that took `x` then `y`, and `y` then `x`, in modes that conflict, with no common gate. */
   private inversion(x: string, y: string): [OrderEdge, OrderEdge] | undefined {
     const xy = this.store.orderEdges(x, y);
-    const yx = [...this.store.orderEdges(y, x)];
+    const yx = this.store.orderEdges(y, x);
     for (const a of xy) {
       for (const b of yx) {
-        if (a.task === b.task) continue;
+        // By key: a forgotten span's edge keeps its task, which may since have been made anew.
+        if (a.task === b.task || taskKey(a.task) === taskKey(b.task)) continue;
         if (!conflicts(a.firstMode, b.thenMode) || !conflicts(a.thenMode, b.firstMode)) continue;
         if (a.gates.some((g) => b.gates.includes(g))) continue;
         return a.time <= b.time ? [a, b] : [b, a];

@@ -47,6 +47,7 @@ export class Instance {
 const DETACHED = 1;
 const PLACEHOLDER = 2;
 const STALE = 4;
+const RETIRING = 8;
 
 /** The newest version of one span. */
 export class SpanNode {
@@ -113,6 +114,15 @@ export class SpanNode {
 
   set stale(v: boolean) {
     this.flags = v ? this.flags | STALE : this.flags & ~STALE;
+  }
+
+  /** Set once the span is in the retirement log (see `GraphStore.forget`), so it goes in once. */
+  get retiring(): boolean {
+    return (this.flags & RETIRING) !== 0;
+  }
+
+  set retiring(v: boolean) {
+    this.flags = v ? this.flags | RETIRING : this.flags & ~RETIRING;
   }
 }
 

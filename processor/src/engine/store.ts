@@ -14,6 +14,7 @@
 import { ATTR, EVENT, PROXY_COMPONENT } from '../../../schemas/index.js';
 import type { AttrValue, Attributes, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
 import { EventKinds, int, OtherTaskEvent, str, type EventKind, WaitEvent } from './events.js';
+import { SpanLog } from './span-log.js';
 import {
   HoldIv,
   Instance,
@@ -22,6 +23,7 @@ import {
   SpanNode,
   TaskNode,
   WaitIv,
+  taskKey,
   type OrderEdge,
   type OrphanRelease,
   type Ready,
@@ -101,6 +103,13 @@ export class SpanTable {
       this.lastById = span;
     } else this.clash.set(span.traceId + span.spanId, span);
   }
+  /** Removes a span, if it is the one kept for its ids. */
+  delete(span: SpanNode): void {
+    if (this.byId.get(span.spanId) === span) this.byId.delete(span.spanId);
+    else if (this.clash.get(span.traceId + span.spanId) === span) this.clash.delete(span.traceId + span.spanId);
+    else return;
+    if (this.lastId === span.spanId) this.lastId = this.lastById = undefined;
+  }
   get size(): number {
     return this.byId.size + this.clash.size;
   }
@@ -161,14 +170,132 @@ export class GraphStore {
   /** Tasks whose events changed since the last `flush()`. */
   private readonly dirty = new Set<TaskNode>();
 
+  /** Spans to forget once they are older than the history (see `forget`): ended ones, and stale ones. */
+  private readonly retirements = new SpanLog();
+  /** Lock-order edges of forgotten spans (see `forget`), by `first \0 then`: at most two per pair. */
+  private readonly pastOrders = new Map<string, OrderEdge[]>();
+
   constructor(proxyServices: readonly string[] = []) {
     this.proxyServices = new Set(proxyServices);
   }
 
-  /** The tasks' edges that took `first`, then `then` while holding it. */
-  orderEdges(first: string, then: string): Iterable<OrderEdge> {
-    return this.orderIndex.get(first + '\0' + then);
+  /** The tasks' edges that took `first`, then `then` while holding it, including forgotten spans' edges. */
+  orderEdges(first: string, then: string): OrderEdge[] {
+    const key = first + '\0' + then;
+    return [...this.orderIndex.get(key), ...(this.pastOrders.get(key) ?? EMPTY)];
   }
+
+  /**
+   * Logs a span for `forget`: an ended version once it is kept, or an open one that went stale, at the
+   * time that counts (its end, or when it was last observed). Only the live processor forgets, so only it
+   * logs: `analyze` keeps everything.
+   */
+  retire(span: SpanNode, at: number): void {
+    if (span.retiring) return;
+    span.retiring = true;
+    this.retirements.push(span, at);
+  }
+
+  /**
+   * Forgets the spans logged by `retire` at a time before `cutoff`, where nothing in the views from
+   * `cutoff` on can need them, and the tasks left with nothing. The views from `cutoff` on see only
+   * intervals that end after it, so a span that ended before it matters only through what outlives it;
+   * such a span is kept while:
+   * - it is where a hold or a certificate issue began that is open, or ended after `cutoff`;
+   * - it has a `cert.ready` while a wait for that certificate is open (the ready ends it), or a
+   *   `lock.release` that ended a hold its task inherited;
+   * - it is a retry attempt (`http.request.resend_count`) whose parent is open or ended after `cutoff`:
+   *   the parent waits only for the newest attempt, so the attempts must stay to tell which that is.
+   * A kept span is looked at again once the spans logged after it are gone. Forgetting only takes
+   * evidence away: what is forgotten can hide a deadlock older than the history, never make one up. The
+   * lock-order edges of a forgotten span stay (two per lock pair), so an inversion spread over more than
+   * the history is still found. Returns how many spans were forgotten.
+   */
+  forget(cutoff: number, touched: Touched): number {
+    const log = this.retirements;
+    const due: SpanNode[] = [];
+    for (let at = log.oldestAt(); at !== undefined && at < cutoff; at = log.oldestAt()) {
+      const s = log.shift();
+      if (this.spans.get(s.traceId, s.spanId) !== s) continue; // replaced by a newer version since
+      if (s.end === OPEN && !s.stale) {
+        s.retiring = false; // fresh again: logged anew if it goes stale or ends
+        continue;
+      }
+      if (s.end === OPEN && s.observedAt >= cutoff) {
+        log.push(s, s.observedAt); // fresh again since it was logged, then stale again: from that time
+        continue;
+      }
+      due.push(s);
+    }
+    if (due.length === 0) return 0;
+    this.flush(touched);
+    // Spans that began an interval still in view, or that hold a ready or a release something rests on.
+    const kept = new Set<SpanNode>();
+    const withEvents = new Set<SpanNode>();
+    const tasks = new Set<TaskNode>();
+    for (const s of due) {
+      if (s.events === undefined) continue;
+      withEvents.add(s);
+      for (let e: WaitEvent | undefined = s.events; e !== undefined; e = e.next) {
+        const ev = e;
+        tasks.add(ev.task);
+        if (ev.kind.name === EVENT.CERT_READY && ev.id !== undefined) {
+          for (const w of this.certWaits.get(ev.id)) if (w.end === OPEN || w.end >= cutoff) kept.add(s);
+        } else if (ev.kind.name === EVENT.LOCK_RELEASE && ev.task.orphanReleases.some((r) => r.lock === ev.id && r.time === ev.time)) {
+          kept.add(s);
+        }
+      }
+    }
+    const inView = (iv: { span: SpanNode; end: number }) => {
+      if ((iv.end === OPEN || iv.end >= cutoff) && withEvents.has(iv.span)) kept.add(iv.span);
+    };
+    for (const t of tasks) {
+      for (let h = t.holds; h !== undefined; h = h.next) inView(h);
+      for (const i of t.issues) inView(i);
+    }
+    let forgotten = 0;
+    const emptied = new Set<TaskNode>();
+    for (const s of due) {
+      if (!kept.has(s) && s.attempt >= 0) {
+        const parent = this.parentOf(s);
+        if (parent !== undefined && (parent.end === OPEN || parent.end >= cutoff)) kept.add(s);
+      }
+      if (kept.has(s)) {
+        s.retiring = false;
+        this.retire(s, cutoff); // behind every span logged before now: looked at again after them
+        continue;
+      }
+      for (const t of tasksOf(s, [])) {
+        for (const o of t.orders) if (o.span === s) this.keepOrder(o);
+        t.detach(s);
+        if (t.spanCount === 0) emptied.add(t);
+      }
+      for (let e = s.events; e !== undefined; e = e.next) this.markDirty(e.task, touched);
+      this.spans.delete(s);
+      if (s.parentSpanId !== undefined) removeFrom(this.children, s.parentSpanId, s);
+      this.resolveHandovers(s, touched);
+      forgotten++;
+    }
+    this.flush(touched);
+    // A task left with no span has no waits or holds of its own; one that inherited none goes.
+    for (const t of emptied) {
+      if (t.spanCount !== 0 || t.inherited.length !== 0) continue;
+      if (!t.spanTask && t.inst.tasks.get(t.taskId) === t) t.inst.tasks.delete(t.taskId);
+      this.taskCount--;
+      touched.tasks.delete(t);
+      touched.eased.delete(t);
+    }
+    return forgotten;
+  }
+
+  /** Keeps the lock-order edge of a span being forgotten: two per pair, of different tasks. */
+  private keepOrder(o: OrderEdge): void {
+    const key = o.first + '\0' + o.then;
+    const past = this.pastOrders.get(key);
+    if (past === undefined) this.pastOrders.set(key, [o]);
+    else if (past.length < 2 && !past.some((p) => taskKey(p.task) === taskKey(o.task))) past.push(o);
+  }
+
 
   /**
    * Adds one span version, unless an equal or newer version was already kept. Returns the version kept

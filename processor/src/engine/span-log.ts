@@ -1,8 +1,10 @@
 /**
- * The liveness log: open spans in the order they were observed, each with the time it was observed at,
- * for the staleness sweep (Detector.expire). It gets an entry for every snapshot of every open span, so it
- * is a queue of fixed-size chunks: appending never copies what is already there, the swept head is let go
- * a chunk at a time, and the times sit unboxed in typed arrays.
+ * A span log: spans in the order they were logged, each with a time, oldest first. The detector keeps two:
+ * open spans by when they were last observed (the staleness sweep, `Detector.expire`), and ended or stale
+ * spans by when they ended (forgetting what is older than the history, `Detector.forget`). The first gets
+ * an entry for every snapshot of every open span, so the log is a queue of fixed-size chunks: appending
+ * never copies what is already there, the swept head is let go a chunk at a time, and the times sit
+ * unboxed in typed arrays.
  */
 import type { SpanNode } from './model.js';
 
@@ -13,8 +15,8 @@ interface Chunk {
   at: Float64Array;
 }
 
-/** A first-in, first-out log of (span, observed at) entries. */
-export class LivenessLog {
+/** A first-in, first-out log of (span, time) entries. */
+export class SpanLog {
   private readonly chunks: Chunk[] = [];
   /** The oldest entry's place in the first chunk. */
   private head = 0;

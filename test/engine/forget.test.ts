@@ -1,0 +1,144 @@
+/**
+ * The live graph's history (Detector.forget): spans that ended before the history are forgotten, so a
+ * processor that runs for days holds only the last few minutes; what still matters (a lock taken long ago
+ * and still held, retry attempts under an open parent, lock orders) stays, and forgetting never makes up
+ * a deadlock.
+ */
+import { describe, expect, it } from 'vitest';
+import { Detector } from '../../processor/src/engine/index.js';
+import { SpanKind, type SpanRecord } from '../../processor/src/model/span.js';
+import { at, lock, span } from '../support/span-factory.js';
+
+const MIN = 60_000;
+
+/** One finished request of a worker thread: a parent span and a child that takes and frees a lock. */
+function request(i: number, startMs: number, thread: number): SpanRecord[] {
+  const root = span({ service: 'api', name: `req-${i}`, kind: SpanKind.SERVER, start: startMs, end: startMs + 5, attrs: { 'thread.id': thread } });
+  const db = span({
+    service: 'api',
+    name: `db-${i}`,
+    parent: root,
+    start: startMs + 1,
+    end: startMs + 4,
+    attrs: { 'thread.id': thread },
+    events: [
+      [startMs + 1, 'lock.acquire', lock(`row-${i % 50}`)],
+      [startMs + 3, 'lock.release', lock(`row-${i % 50}`)],
+    ],
+  });
+  const plain = span({ service: 'api', name: `render-${i}`, parent: root, start: startMs + 4, end: startMs + 5 });
+  return [db, plain, root];
+}
+
+describe('Detector.forget', () => {
+  it('keeps a graph fed for an hour down to what the history holds, threads that come and go included', () => {
+    const d = new Detector();
+    const history = 5 * MIN;
+    let forgotten = 0;
+    let peak = 0;
+    // One request every 100 ms for an hour, on thread ids that are never reused.
+    for (let i = 0; i < 36_000; i++) {
+      const now = i * 100;
+      d.addSpans(request(i, now, i), at(now + 10));
+      if (i % 600 === 599) {
+        forgotten += d.forget(at(now - history));
+        d.detect();
+        peak = Math.max(peak, d.stats().spans);
+      }
+    }
+    const stats = d.stats();
+    // 5 minutes of requests is 3,000 requests of 3 spans; the rest went.
+    expect(forgotten).toBeGreaterThan(36_000 * 3 - 3_000 * 3 - 600 * 3 - 1);
+    expect(stats.spans).toBeLessThanOrEqual((3_000 + 600) * 3);
+    expect(peak).toBeLessThanOrEqual((3_000 + 600) * 3);
+    // Two tasks a request: its thread, and the render span (no task attributes: its own task).
+    expect(stats.tasks).toBeLessThanOrEqual((3_000 + 600) * 2);
+    expect(stats.openHolds).toBe(0);
+    expect(d.findings()).toEqual([]);
+  });
+
+  it('still sees a deadlock over a lock taken long before the history, in a span long ended', () => {
+    const d = new Detector();
+    // Thread 1 takes L in a span that ends at once, and keeps it (a leader lock).
+    const take = span({ service: 'a', name: 'take', start: 0, end: 2, attrs: { 'thread.id': 1 }, events: [[1, 'lock.acquire', lock('L')]] });
+    d.addSpans([take], at(3));
+    d.detect();
+    expect(d.forget(at(60 * MIN))).toBe(0);
+    // An hour later thread 1 waits for M, which thread 2 holds while it waits for L.
+    const t = 60 * MIN + 100;
+    const w1 = span({ service: 'a', name: 'w1', start: t, attrs: { 'thread.id': 1 }, events: [[t + 1, 'lock.wait', lock('M')]] });
+    const w2 = span({ service: 'b', name: 'w2', start: t, attrs: { 'thread.id': 2 }, events: [[t, 'lock.acquire', lock('M')], [t + 2, 'lock.wait', lock('L')]] });
+    d.addSpans([w1, w2], at(t + 3));
+    const changes = d.detect();
+    expect(changes.map((c) => c.change)).toEqual(['opened']);
+    expect(changes[0].finding.resources).toEqual(['L', 'M']);
+  });
+
+  it('forgets the span once the lock it took is released, and the release with it', () => {
+    const d = new Detector();
+    const take = span({ service: 'a', name: 'take', start: 0, end: 2, attrs: { 'thread.id': 1 }, events: [[1, 'lock.acquire', lock('L')]] });
+    const free = span({ service: 'a', name: 'free', start: 10, end: 12, attrs: { 'thread.id': 1 }, events: [[11, 'lock.release', lock('L')]] });
+    d.addSpans([take], at(3));
+    d.addSpans([free], at(13));
+    d.detect();
+    expect(d.stats().openHolds).toBe(0);
+    expect(d.forget(at(MIN))).toBe(2);
+    expect(d.stats()).toMatchObject({ spans: 0, tasks: 0, openHolds: 0 });
+  });
+
+  it('keeps a retry attempt that ended while its parent is open, so the parent is not taken to wait for an older one', () => {
+    // The caller holds P and waits on its call; the first attempt's server is still stuck waiting for P,
+    // but the caller has moved on to a second attempt, which finished: no deadlock, now or after forgetting.
+    const d = new Detector();
+    const call = span({ service: 'caller', name: 'call', kind: SpanKind.CLIENT, start: 0, attrs: { 'task.id': 'c' }, events: [[0, 'lock.acquire', lock('P')], [1, 'rpc.wait']] });
+    const attempt1 = span({ service: 'callee', name: 'POST /x', trace: 'x', parent: call, kind: SpanKind.SERVER, start: 2, attrs: { 'task.id': 's1', 'http.request.resend_count': 0 }, events: [[3, 'lock.wait', lock('P')]] });
+    const attempt2 = { ...span({ service: 'callee', name: 'POST /x', trace: 'y', parent: call, kind: SpanKind.SERVER, start: 5, end: 6, attrs: { 'task.id': 's2', 'http.request.resend_count': 1 } }), spanId: 'aaaaaaaaaaaaaaa2' };
+    d.addSpans([call, attempt1, attempt2], at(7));
+    expect(d.detect()).toEqual([]);
+    for (let m = 1; m <= 30; m++) {
+      // The open spans keep being snapshotted; time passes well beyond the history.
+      d.addSpans([call, attempt1], at(m * MIN));
+      d.expire(at(m * MIN), 10_000 * 1e6);
+      d.forget(at(m * MIN - 5 * MIN));
+      expect(d.detect()).toEqual([]);
+    }
+    expect(d.findings()).toEqual([]);
+  });
+
+  it('finds a lock-order inversion whose two halves are further apart than the history', () => {
+    const d = new Detector();
+    const ab = span({ service: 'a', name: 'ab', start: 0, end: 5, attrs: { 'task.id': 'x' }, events: [[1, 'lock.acquire', lock('A')], [2, 'lock.acquire', lock('B')], [3, 'lock.release', lock('B')], [4, 'lock.release', lock('A')]] });
+    d.addSpans([ab], at(6));
+    expect(d.detect()).toEqual([]);
+    expect(d.forget(at(10 * MIN))).toBe(1);
+    const t = 60 * MIN;
+    const ba = span({ service: 'b', name: 'ba', start: t, end: t + 5, attrs: { 'task.id': 'y' }, events: [[t + 1, 'lock.acquire', lock('B')], [t + 2, 'lock.acquire', lock('A')], [t + 3, 'lock.release', lock('A')], [t + 4, 'lock.release', lock('B')]] });
+    d.addSpans([ba], at(t + 6));
+    const changes = d.detect();
+    expect(changes.map((c) => c.change)).toEqual(['potential']);
+    expect(changes[0].finding.resources).toEqual(['A', 'B']);
+    expect(changes[0].finding.services).toEqual(['a', 'b']);
+  });
+
+  it('forgets spans known only from log records once they have gone stale', () => {
+    const d = new Detector();
+    const base = { traceId: 'f'.repeat(32), resource: { 'service.name': 'logs-only' } };
+    d.addLogEvents(
+      [1, 2, 3].map((i) => ({ ...base, spanId: `${i}`.repeat(16), name: 'lock.acquire', timeUnixNano: at(i), attributes: { 'lock.id': `L${i}`, 'task.id': `t${i}` } })),
+      at(10),
+    );
+    d.detect();
+    expect(d.stats().spans).toBe(3);
+    expect(d.expire(at(20_000), 10_000 * 1e6)).toBe(3);
+    expect(d.forget(at(10 * MIN))).toBe(3);
+    expect(d.stats()).toMatchObject({ spans: 0, tasks: 0, openHolds: 0 });
+  });
+
+  it('forgets nothing of spans added without an observation time (analyze keeps everything)', () => {
+    const d = new Detector();
+    d.addSpans(request(1, 0, 1));
+    d.detect();
+    expect(d.forget(at(600 * MIN))).toBe(0);
+    expect(d.stats().spans).toBe(3);
+  });
+});
