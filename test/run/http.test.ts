@@ -178,4 +178,23 @@ describe('waitgraph run over OTLP/HTTP', () => {
     expect(target.stdout()).toContain('DEADLOCK RESOLVED');
     expect(await stopProcessor(target)).toBe(0);
   });
+  it('forgets spans older than --history, shows it in /metrics, and does not announce a lock-order inversion again', async () => {
+    const file = join(tmp(), 'alerts.jsonl');
+    const p = await start(['--port', '0', '--alert-file', file, '--stale-after', '1s', '--history', '1s', '--detect-interval', '100ms']);
+    await waitReady(p);
+    const spans = scenarioSpans('11-lock-order-inversion.json');
+    expect(spans.every((s) => s.span.endTimeUnixNano !== undefined)).toBe(true);
+    expect(await post(p, '/v1/traces', tracesProto(spans), 'application/x-protobuf')).toBe(200);
+    await waitFor('the potential-deadlock alert', () => alertsIn(file).length === 1, 5000);
+    expect(alertsIn(file)[0]).toMatchObject({ change: 'potential', finding: { kind: 'potential-deadlock' } });
+    // A second after they ended, every span is forgotten and the graph is empty.
+    await waitFor('the spans forgotten', async () => (await p.metric('waitgraph_spans_forgotten_total')) === spans.length, 5000);
+    await waitFor('the graph gauge', async () => (await p.metric('waitgraph_graph_spans')) === 0, 3000);
+    expect(await p.metric('waitgraph_graph_tasks')).toBe(0);
+    // The same history sent again is new to the graph, but its inversion was announced already.
+    expect(await post(p, '/v1/traces', tracesProto(spans), 'application/x-protobuf')).toBe(200);
+    await waitFor('the spans forgotten again', async () => (await p.metric('waitgraph_spans_forgotten_total')) === 2 * spans.length, 5000);
+    expect(alertsIn(file)).toHaveLength(1);
+    expect(await stopProcessor(p)).toBe(0);
+  });
 });

@@ -42,6 +42,10 @@ export class ProcessorMetrics {
   readonly badInput: Counter<'reason'>;
   /** Tasks in the live wait-for graph. */
   readonly graphTasks: Gauge;
+  /** Spans in the live graph (the newest version of each). */
+  readonly graphSpans: Gauge;
+  /** Spans forgotten for being older than the history (`--history`). */
+  readonly spansForgotten: Counter;
   /** Edges (waits) in the live wait-for graph. */
   readonly graphEdges: Gauge;
   /** Finding changes, by kind (`deadlock`, `potential-deadlock`) and state (`active`, `resolved`). */
@@ -72,6 +76,12 @@ export class ProcessorMetrics {
       registers,
     });
     this.graphTasks = new Gauge({ name: 'waitgraph_graph_tasks', help: 'Tasks in the live wait-for graph.', registers });
+    this.graphSpans = new Gauge({ name: 'waitgraph_graph_spans', help: 'Spans in the live wait-for graph.', registers });
+    this.spansForgotten = new Counter({
+      name: 'waitgraph_spans_forgotten_total',
+      help: 'Spans forgotten for having ended (or gone stale) longer ago than the history.',
+      registers,
+    });
     this.graphEdges = new Gauge({ name: 'waitgraph_graph_edges', help: 'Wait edges in the live wait-for graph.', registers });
     this.findings = new Counter({
       name: 'waitgraph_findings_total',

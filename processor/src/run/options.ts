@@ -80,6 +80,12 @@ export interface RunOptions {
   detectInterval?: Duration;
   /** A wait or hold whose span has had no fresh snapshot for this long is not trusted. Default `10s`. */
   staleAfter?: Duration;
+  /**
+   * How much history the live graph keeps: spans that ended (or went stale) longer ago are forgotten,
+   * unless a hold or retry still rests on them. Deadlocks that timeouts broke are found within it. At
+   * least `staleAfter`. Default `10m` (the replay window's default, so a restart rebuilds the same graph).
+   */
+  history?: Duration;
   /** How often a stats line is logged; 0 for never. Default `10s`. */
   statsInterval?: Duration;
   /** Longest a graceful shutdown may take before the process exits anyway. Default `10s`. */
@@ -117,6 +123,7 @@ export interface ResolvedRunOptions {
   maxVictims: number;
   detectIntervalMs: number;
   staleAfterMs: number;
+  historyMs: number;
   statsIntervalMs: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -173,6 +180,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'maxVictims', flag: 'max-victims', kind: 'int', min: 0, arg: '<n>', shown: '100', help: 'victims listed per finding; all are counted' },
   { key: 'detectInterval', flag: 'detect-interval', kind: 'duration', min: 10, arg: '<dur>', shown: '250ms', help: 'expire stale spans and detect this often' },
   { key: 'staleAfter', flag: 'stale-after', kind: 'duration', min: 100, arg: '<dur>', shown: '10s', help: 'distrust a span with no fresh snapshot for this long' },
+  { key: 'history', flag: 'history', kind: 'duration', min: 100, arg: '<dur>', shown: '10m', help: 'forget spans that ended longer ago than this' },
   { key: 'statsInterval', flag: 'stats-interval', kind: 'duration', min: 0, arg: '<dur>', shown: '10s', help: 'log a stats line this often (0: never)' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'duration', min: 0, arg: '<dur>', shown: '10s', help: 'deadline of a graceful shutdown' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, arg: '<level>', shown: 'info', help: 'debug, info, warn or error' },
@@ -202,6 +210,7 @@ const DEFAULTS: Omit<ResolvedRunOptions, 'instanceId'> = {
   maxVictims: 100,
   detectIntervalMs: 250,
   staleAfterMs: 10_000,
+  historyMs: 10 * 60_000,
   statsIntervalMs: 10_000,
   shutdownTimeoutMs: 10_000,
   logLevel: 'info',
@@ -341,7 +350,7 @@ function check(options: unknown, where: string): void {
 export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
   const merged: RunOptions = Object.assign({}, ...layers);
   check(merged, 'options');
-  const ms = (key: 'replayWindow' | 'detectInterval' | 'staleAfter' | 'statsInterval' | 'shutdownTimeout' | 'kafkaSessionTimeout', fallback: number) => {
+  const ms = (key: 'replayWindow' | 'detectInterval' | 'staleAfter' | 'history' | 'statsInterval' | 'shutdownTimeout' | 'kafkaSessionTimeout', fallback: number) => {
     const v = merged[key];
     if (v === undefined) return fallback;
     const spec = OPTION_SPECS.find((s) => s.key === key)!;
@@ -361,6 +370,10 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
   const detectIntervalMs = ms('detectInterval', DEFAULTS.detectIntervalMs);
   if (detectIntervalMs >= staleAfterMs) {
     throw new WaitgraphError('bad-config', `detectInterval (${detectIntervalMs} ms) must be shorter than staleAfter (${staleAfterMs} ms)`);
+  }
+  const historyMs = ms('history', DEFAULTS.historyMs);
+  if (historyMs < staleAfterMs) {
+    throw new WaitgraphError('bad-config', `history (${historyMs} ms) must be at least staleAfter (${staleAfterMs} ms)`);
   }
   return {
     role: merged.role ?? DEFAULTS.role,
@@ -384,6 +397,7 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
     maxVictims: merged.maxVictims ?? DEFAULTS.maxVictims,
     detectIntervalMs,
     staleAfterMs,
+    historyMs,
     statsIntervalMs: ms('statsInterval', DEFAULTS.statsIntervalMs),
     shutdownTimeoutMs: ms('shutdownTimeout', DEFAULTS.shutdownTimeoutMs),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,

@@ -31,6 +31,8 @@ export interface PipelineOptions {
   detector: DetectorOptions;
   /** The staleness time, ms. */
   staleAfterMs: number;
+  /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
+  historyMs?: number;
   /** Sinks, the record of what was announced first (Kafka topic, or the alert file without Kafka). */
   sinks: AlertSink[];
   /** What was announced before this start. */
@@ -160,7 +162,9 @@ export class DetectionPipeline {
         await this.maybeFinishWarmUp();
         return;
       }
-      this.detector.expire(this.stalenessClock() * 1e6, this.options.staleAfterMs * 1e6);
+      const clock = this.stalenessClock();
+      this.detector.expire(clock * 1e6, this.options.staleAfterMs * 1e6);
+      this.options.metrics.spansForgotten.inc(this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6));
       await this.publish(this.detector.detect(), undefined);
       this.updateGauges(false);
     });
@@ -326,6 +330,7 @@ export class DetectionPipeline {
     this.lastGaugesAt = now;
     const s = this.detector.stats();
     this.options.metrics.graphTasks.set(s.tasks);
+    this.options.metrics.graphSpans.set(s.spans);
     this.options.metrics.graphEdges.set(s.openWaits);
   }
 }

@@ -138,6 +138,7 @@ export class WaitgraphProcessor {
       this.pipeline = new DetectionPipeline({
         detector: { jaegerUrl: o.jaegerUrl, proxyServices: o.proxyServices, maxVictims: o.maxVictims },
         staleAfterMs: o.staleAfterMs,
+        historyMs: o.historyMs,
         sinks: this.sinks,
         ledger,
         metrics: this.metrics,

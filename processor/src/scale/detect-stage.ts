@@ -52,6 +52,8 @@ export interface DetectStageOptions extends KafkaClientOptions {
   detector?: DetectorOptions;
   /** The staleness time: a wait or hold without a fresh snapshot for this long is not trusted, ms. Default 30000. */
   staleAfterMs?: number;
+  /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
+  historyMs?: number;
   /** How often stale spans are expired when no input comes, ms. Default 1000. */
   expireEveryMs?: number;
   /** How an alert message reads. Default `{ change, finding }`. */
@@ -97,6 +99,7 @@ export class DetectStage {
   private readonly sink: KafkaAlertSink | undefined;
   private readonly publishFn: (announcements: Announcement[]) => Promise<void>;
   private readonly staleAfterNs: number;
+  private readonly historyNs: number;
   private readonly expireEveryMs: number;
   private readonly metrics: ProcessorMetrics | undefined;
   private readonly logger: Logger;
@@ -120,6 +123,7 @@ export class DetectStage {
     const staleAfterMs = options.staleAfterMs ?? 30_000;
     if (!(staleAfterMs > 0)) throw new WaitgraphError('bad-config', `DetectStage: staleAfterMs must be > 0, got ${staleAfterMs}`);
     this.staleAfterNs = staleAfterMs * 1e6;
+    this.historyNs = (options.historyMs ?? 600_000) * 1e6;
     this.expireEveryMs = options.expireEveryMs ?? 1_000;
     this.metrics = options.metrics;
     this.detector = new Detector(options.detector);
@@ -254,7 +258,9 @@ export class DetectStage {
 
   /** Expires stale spans, detects, notes the changes, and publishes those this instance owns. */
   private async detectAndAnnounce(observedAtMs: number): Promise<void> {
-    this.detector.expire(Date.now() * 1e6, this.staleAfterNs);
+    const now = Date.now() * 1e6;
+    this.detector.expire(now, this.staleAfterNs);
+    this.detector.forget(now - this.historyNs);
     const changes = this.detector.detect();
     for (const c of changes) this.note(c, observedAtMs);
     if (this.ready && this.pending.size > 0) await this.publishOwned();

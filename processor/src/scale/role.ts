@@ -37,6 +37,7 @@ export type ScaleOptions = Pick<
   | 'maxVictims'
   | 'detectIntervalMs'
   | 'staleAfterMs'
+  | 'historyMs'
   | 'shutdownTimeoutMs'
   | 'instanceId'
 > & {
@@ -91,6 +92,7 @@ export class ScaleProcessor {
         sessionTimeoutMs: options.kafkaSessionTimeoutMs ?? 10_000,
         detector: { jaegerUrl: options.jaegerUrl, proxyServices: options.proxyServices, maxVictims: options.maxVictims },
         staleAfterMs: options.staleAfterMs,
+        historyMs: options.historyMs,
         expireEveryMs: options.detectIntervalMs,
         render: (c) => toAlert(c.change, c.finding, source, new Date()),
       });
