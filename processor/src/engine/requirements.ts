@@ -197,7 +197,7 @@ function hasOpenChild(g: GraphStore, span: SpanNode, t: number): boolean {
  * Retries: of several attempts (same name, `http.request.resend_count` 1, 2, ...) under one parent, the
  * parent waits only for the newest one started; an attempt without the attribute counts as the first.
  */
-function newestAttempt(siblings: SpanNode[], c: SpanNode, t: number): boolean {
+function newestAttempt(siblings: readonly SpanNode[], c: SpanNode, t: number): boolean {
   let newest = -1;
   let retried = false;
   for (const s of siblings) {

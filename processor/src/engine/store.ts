@@ -15,6 +15,7 @@ import { ATTR, EVENT, PROXY_COMPONENT } from '../../../schemas/index.js';
 import type { AttrValue, Attributes, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
 import { EventKinds, int, OtherTaskEvent, str, type EventKind, WaitEvent } from './events.js';
 import { SpanLog } from './span-log.js';
+import { SpanTable } from './span-table.js';
 import {
   HoldIv,
   Instance,
@@ -77,49 +78,6 @@ class MultiIndex<T extends object> {
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
-/**
- * Spans by id. Span ids are random 64-bit values, so the span id alone keys them; the rare span whose id
- * another trace already uses goes to a second map keyed by trace and span id.
- */
-export class SpanTable {
-  private readonly byId = new Map<string, SpanNode>();
-  private readonly clash = new Map<string, SpanNode>();
-  // The last id looked up and what `byId` held for it: a span is stored right after it was looked up, and
-  // a lookup in a table of a million spans is a cache miss worth saving.
-  private lastId: string | undefined = undefined;
-  private lastById: SpanNode | undefined = undefined;
-  get(traceId: string, spanId: string): SpanNode | undefined {
-    const s = this.byId.get(spanId);
-    this.lastId = spanId;
-    this.lastById = s;
-    if (s !== undefined && s.traceId === traceId) return s;
-    return this.clash.size ? this.clash.get(traceId + spanId) : undefined;
-  }
-  set(span: SpanNode): void {
-    const s = span.spanId === this.lastId ? this.lastById : this.byId.get(span.spanId);
-    if (s === undefined || s.traceId === span.traceId) {
-      this.byId.set(span.spanId, span);
-      this.lastId = span.spanId;
-      this.lastById = span;
-    } else this.clash.set(span.traceId + span.spanId, span);
-  }
-  /** Removes a span, if it is the one kept for its ids. */
-  delete(span: SpanNode): void {
-    if (this.byId.get(span.spanId) === span) this.byId.delete(span.spanId);
-    else if (this.clash.get(span.traceId + span.spanId) === span) this.clash.delete(span.traceId + span.spanId);
-    else return;
-    if (this.lastId === span.spanId) this.lastId = this.lastById = undefined;
-  }
-  get size(): number {
-    return this.byId.size + this.clash.size;
-  }
-  /** Every span. */
-  *values(): Iterable<SpanNode> {
-    yield* this.byId.values();
-    yield* this.clash.values();
-  }
-}
-
 function bool(v: AttrValue | undefined): boolean {
   return v === true || v === 'true';
 }
@@ -144,8 +102,6 @@ export class GraphStore {
   private readonly tasks = new Map<string, Map<string, TaskNode>>();
   /** How many tasks there are. */
   taskCount = 0;
-  /** Child spans by parent span id (the parent may not have arrived; check the trace id). */
-  readonly children = new Map<string, SpanNode[]>();
 
   readonly lockHolds = new MultiIndex<HoldIv>();
   readonly lockWaits = new MultiIndex<WaitIv>();
@@ -272,7 +228,6 @@ export class GraphStore {
       }
       for (let e = s.events; e !== undefined; e = e.next) this.markDirty(e.task, touched);
       this.spans.delete(s);
-      if (s.parentSpanId !== undefined) removeFrom(this.children, s.parentSpanId, s);
       this.resolveHandovers(s, touched);
       forgotten++;
     }
@@ -475,11 +430,8 @@ export class GraphStore {
   }
 
   /** The children of a span. */
-  childrenOf(span: SpanNode): SpanNode[] {
-    const kids = this.children.get(span.spanId);
-    if (kids === undefined) return EMPTY as unknown as SpanNode[];
-    for (const k of kids) if (k.traceId !== span.traceId) return kids.filter((c) => c.traceId === span.traceId);
-    return kids;
+  childrenOf(span: SpanNode): readonly SpanNode[] {
+    return this.spans.childrenOf(span);
   }
 
   /** The parent of a span, if it has arrived. */
@@ -504,14 +456,8 @@ export class GraphStore {
     if (old) {
       affected = tasksOf(old, [], true);
       for (const t of affected) t.detach(old);
-      if (old.parentSpanId) removeFrom(this.children, old.parentSpanId, old);
     }
     this.spans.set(span);
-    if (span.parentSpanId) {
-      const list = this.children.get(span.parentSpanId);
-      if (!list) this.children.set(span.parentSpanId, [span]);
-      else list.push(span);
-    }
     span.task.attachNew(span);
     for (let e = span.events; e !== undefined; e = e.next) e.task.attachNew(span);
     if (span.events !== undefined || old?.events !== undefined) {
@@ -951,12 +897,4 @@ function sortEvents(evs: WaitEvent[]): void {
     for (; j >= 0 && eventOrder(evs[j], e) > 0; j--) evs[j + 1] = evs[j];
     evs[j + 1] = e;
   }
-}
-
-function removeFrom(map: Map<string, SpanNode[]>, key: string, span: SpanNode): void {
-  const list = map.get(key);
-  if (!list) return;
-  const i = list.indexOf(span);
-  if (i >= 0) list.splice(i, 1);
-  if (list.length === 0) map.delete(key);
 }

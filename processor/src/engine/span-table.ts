@@ -1,0 +1,141 @@
+/**
+ * The span table: the kept version of every span, grouped by trace, with each span's children.
+ *
+ * Why by trace. Spans come in traces: an exporter's batch holds the spans of a trace side by side, a span's
+ * parent is in its own trace, and so is every span a task.wait.on names. A table keyed by span id alone
+ * costs every span a lookup and an insert in a map of all spans, plus a children list in a second map of
+ * all spans: at a million spans each of those is a cache miss, and together they cost more than decoding
+ * the span did. Grouped by trace, the next span is most often of the trace just used (no lookup at all),
+ * and is found among the few spans of its trace; children are found by a scan of the trace, or through an
+ * index made the first time a large trace is asked. Span ids may repeat across traces; within a trace
+ * they are unique.
+ */
+import type { SpanNode } from './model.js';
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+/** Up to this many spans, a trace is searched by a scan; past it, through a map by span id. */
+const SCAN = 12;
+
+/** The spans of one trace. */
+class TraceSpans {
+  /** Its spans, in the order they first arrived (a new version takes its old version's place). */
+  readonly spans: SpanNode[] = [];
+  /** The spans by id, once there are more than SCAN. */
+  private byId: Map<string, SpanNode> | undefined = undefined;
+  /** Children by parent span id, made when asked and dropped when a span comes or goes. */
+  private kids: Map<string, SpanNode[]> | undefined = undefined;
+
+  constructor(readonly traceId: string) {}
+
+  get(spanId: string): SpanNode | undefined {
+    if (this.byId !== undefined) return this.byId.get(spanId);
+    const spans = this.spans;
+    for (let i = 0; i < spans.length; i++) if (spans[i].spanId === spanId) return spans[i];
+    return undefined;
+  }
+
+  /** Keeps `span`, in place of the version kept for its id, if any. */
+  set(span: SpanNode): void {
+    const spans = this.spans;
+    const old = this.get(span.spanId);
+    if (old !== undefined) spans[spans.indexOf(old)] = span;
+    else {
+      spans.push(span);
+      if (this.byId !== undefined) this.byId.set(span.spanId, span);
+      else if (spans.length > SCAN) this.byId = new Map(spans.map((s) => [s.spanId, s]));
+    }
+    if (this.byId !== undefined && old !== undefined) this.byId.set(span.spanId, span);
+    this.kids = undefined;
+  }
+
+  /** Removes `span` if it is the version kept for its id; returns whether it was. */
+  delete(span: SpanNode): boolean {
+    const spans = this.spans;
+    const i = spans.indexOf(span);
+    if (i < 0) return false;
+    spans.splice(i, 1);
+    this.byId?.delete(span.spanId);
+    this.kids = undefined;
+    return true;
+  }
+
+  /** The spans whose parent is `spanId`. */
+  childrenOf(spanId: string): readonly SpanNode[] {
+    const spans = this.spans;
+    if (spans.length <= SCAN) {
+      let out: SpanNode[] | undefined;
+      for (const s of spans) if (s.parentSpanId === spanId) (out ??= []).push(s);
+      return out ?? EMPTY;
+    }
+    if (this.kids === undefined) {
+      const kids = new Map<string, SpanNode[]>();
+      for (const s of spans) {
+        if (s.parentSpanId === undefined) continue;
+        const list = kids.get(s.parentSpanId);
+        if (list === undefined) kids.set(s.parentSpanId, [s]);
+        else list.push(s);
+      }
+      this.kids = kids;
+    }
+    return this.kids.get(spanId) ?? EMPTY;
+  }
+}
+
+/** The kept version of every span, by trace id and span id. */
+export class SpanTable {
+  private readonly traces = new Map<string, TraceSpans>();
+  /** The trace used last: the next span is most often of the same trace. */
+  private last: TraceSpans | undefined = undefined;
+  private count = 0;
+
+  private trace(traceId: string): TraceSpans | undefined {
+    const last = this.last;
+    if (last !== undefined && last.traceId === traceId) return last;
+    const t = this.traces.get(traceId);
+    if (t !== undefined) this.last = t;
+    return t;
+  }
+
+  get(traceId: string, spanId: string): SpanNode | undefined {
+    return this.trace(traceId)?.get(spanId);
+  }
+
+  /** Keeps `span`, in place of the version kept for its ids, if any. */
+  set(span: SpanNode): void {
+    let t = this.trace(span.traceId);
+    if (t === undefined) {
+      t = new TraceSpans(span.traceId);
+      this.traces.set(span.traceId, t);
+      this.last = t;
+    }
+    const before = t.spans.length;
+    t.set(span);
+    this.count += t.spans.length - before;
+  }
+
+  /** Removes `span`, if it is the version kept for its ids. */
+  delete(span: SpanNode): void {
+    const t = this.trace(span.traceId);
+    if (t === undefined || !t.delete(span)) return;
+    this.count--;
+    if (t.spans.length === 0) {
+      this.traces.delete(span.traceId);
+      if (this.last === t) this.last = undefined;
+    }
+  }
+
+  /** The children of a span: the spans of its trace whose parent it is. */
+  childrenOf(span: SpanNode): readonly SpanNode[] {
+    return this.trace(span.traceId)?.childrenOf(span.spanId) ?? EMPTY;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Every span. */
+  *values(): Iterable<SpanNode> {
+    for (const t of this.traces.values()) yield* t.spans;
+  }
+}
