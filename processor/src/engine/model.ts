@@ -357,6 +357,8 @@ export class TaskNode {
   /** Spans whose task this is, or that carry events of this task: one span, or an array of several. */
   private spanList: SpanNode | SpanNode[] | undefined = undefined;
   private extras: TaskExtras | undefined = undefined;
+  /** How many of its spans are open: with none, it waits for no child span in the present. */
+  openSpans = 0;
 
   constructor(
     readonly inst: Instance,
@@ -395,8 +397,11 @@ export class TaskNode {
     const l = this.spanList;
     if (l === undefined) this.spanList = span;
     else if (l instanceof SpanNode) {
-      if (l !== span) this.spanList = [l, span];
+      if (l === span) return;
+      this.spanList = [l, span];
     } else if (!l.includes(span)) l.push(span);
+    else return;
+    if (span.end === OPEN) this.openSpans++;
   }
 
   /**
@@ -407,8 +412,11 @@ export class TaskNode {
     const l = this.spanList;
     if (l === undefined) this.spanList = span;
     else if (l instanceof SpanNode) {
-      if (l !== span) this.spanList = [l, span];
+      if (l === span) return;
+      this.spanList = [l, span];
     } else if (l[l.length - 1] !== span) l.push(span);
+    else return;
+    if (span.end === OPEN) this.openSpans++;
   }
 
   /** Detaches a span. */
@@ -417,9 +425,11 @@ export class TaskNode {
     if (l === span) this.spanList = undefined;
     else if (Array.isArray(l)) {
       const i = l.indexOf(span);
-      if (i >= 0) l.splice(i, 1);
+      if (i < 0) return;
+      l.splice(i, 1);
       if (l.length === 1) this.spanList = l[0];
-    }
+    } else return;
+    if (span.end === OPEN) this.openSpans--;
   }
 
   /** Holds handed over to this task by ended span-tasks below it. */

@@ -7,7 +7,7 @@
  * free pool unit, an unseen issuer, an unknown task) is not a requirement at all: the detector only
  * reports what it can prove.
  */
-import { activeAt, type HoldIv, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { activeAt, NOW, type HoldIv, type SpanNode, type TaskNode, type WaitIv } from './model.js';
 import type { GraphStore } from './store.js';
 
 /** One requirement of a task. */
@@ -96,6 +96,8 @@ export function eachRequirement(g: GraphStore, task: TaskNode, t: number, sink: 
         break;
     }
   }
+  // A parent waits for its children while it is open: in the present, only an open span can.
+  if (t === NOW && task.openSpans === 0) return;
   for (let i = 0, n = task.spanCount; i < n; i++) {
     const s = task.spanAt(i);
     if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) continue;

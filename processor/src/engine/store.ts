@@ -123,6 +123,9 @@ export class GraphStore {
   private readonly services = new Map<string, ServiceInstances>();
   private readonly kinds = new EventKinds();
 
+  private lastResource: Attributes | undefined = undefined;
+  private lastInstance: Instance | undefined = undefined;
+
   /** Tasks whose events changed since the last `flush()`. */
   private readonly dirty = new Set<TaskNode>();
 
@@ -385,6 +388,16 @@ export class GraphStore {
 
   /** The service instance a resource names. */
   private instance(res: Attributes): Instance {
+    // The spans of a batch share their resource's attributes object (decoders make one per resource):
+    // the instance found for the last one is most often the one asked for.
+    if (res === this.lastResource) return this.lastInstance!;
+    const inst = this.instanceOf(res);
+    this.lastResource = res;
+    this.lastInstance = inst;
+    return inst;
+  }
+
+  private instanceOf(res: Attributes): Instance {
     const service = str(res[ATTR.SERVICE_NAME]) ?? 'unknown_service';
     const instanceId = str(res[ATTR.SERVICE_INSTANCE_ID]);
     let s = this.services.get(service);
