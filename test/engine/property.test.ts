@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Detector } from '../../processor/src/engine/index.js';
 import type { SpanRecord } from '../../processor/src/model/span.js';
 import { referenceDeadlocked, type RefHold, type RefTask, type RefWait } from '../support/reference.js';
-import { lock, pool, span, type Ev } from '../support/span-factory.js';
+import { at, lock, pool, span, type Ev } from '../support/span-factory.js';
 
 const LOCKS = ['A', 'B', 'C'];
 const POOLS = ['P'];
@@ -95,6 +95,32 @@ function engineDeadlocked(spans: SpanRecord[]): { stuck: Set<string>; cores: str
 
 const sorted = (s: Set<string>) => [...s].sort();
 
+/**
+ * The same final state as a live processor sees it: each task took its holds in spans that have ended
+ * (its thread still holds them), released a lock and gave up a wait in an earlier span, and waits in an
+ * open span. One span per task is history that nothing rests on.
+ */
+function toLiveSpans(tasks: RefTask[], sizes: Record<string, number>): { spans: SpanRecord[]; history: number } {
+  const out: SpanRecord[] = [];
+  let history = 0;
+  for (const t of tasks) {
+    const attrs = { 'task.id': t.id };
+    out.push(span({ service: 'svc', name: `${t.id}-before`, trace: t.id, attrs, start: 0, end: 5, events: [[1, 'lock.acquire', lock('Z')], [2, 'lock.release', lock('Z')], [3, 'lock.wait', lock('A')], [4, 'lock.timeout', lock('A')]] }));
+    history++;
+    t.holds.forEach((h, i) => {
+      const ev: Ev = h.kind === 'lock' ? [10 + i, 'lock.acquire', lock(h.res, h.mode)] : [10 + i, 'pool.checkout', pool(h.res, sizes[h.res])];
+      out.push(span({ service: 'svc', name: `${t.id}-take-${i}`, trace: t.id, attrs, start: 10 + i, end: 11 + i, events: [ev] }));
+    });
+    const w = t.wait;
+    const events: Ev[] = [];
+    if (w?.kind === 'lock') events.push([30, 'lock.wait', lock(w.res, w.mode)]);
+    if (w?.kind === 'pool') events.push([30, 'pool.wait', pool(w.res, sizes[w.res])]);
+    if (w?.kind === 'task') events.push([30, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]);
+    out.push(span({ service: 'svc', name: t.id, trace: t.id, attrs, start: 30, events }));
+  }
+  return { spans: out, history };
+}
+
 describe('the engine against a brute-force reference', () => {
   it('finds exactly the tasks that can never finish', () => {
     fc.assert(
@@ -127,6 +153,33 @@ describe('the engine against a brute-force reference', () => {
         expect(sorted(engineDeadlocked(shuffled).stuck)).toEqual(sorted(clean.stuck));
       }),
       { numRuns: 300, seed: 7 },
+    );
+  });
+
+  it('gives the same answer after the live graph forgets what is older than its history', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }).chain(tasksArb), fc.integer({ min: 1, max: 3 }), (tasks, size) => {
+        fc.pre(consistent(tasks, size));
+        const sizes = { P: size };
+        const expected = referenceDeadlocked(tasks, sizes);
+        const { spans, history } = toLiveSpans(tasks, sizes);
+        const d = new Detector({ maxVictims: 1000 });
+        const observed = at(100_000);
+        d.addSpans(spans, observed);
+        d.detect();
+        // Every ended span ended long before the cutoff; only those nothing rests on go.
+        expect(d.forget(at(50_000))).toBe(history);
+        d.detect();
+        const stuck = new Set<string>();
+        for (const f of d.findings()) {
+          if (f.kind !== 'deadlock' || f.state !== 'active') continue;
+          for (const t of f.tasks) stuck.add(t.taskId);
+          for (const v of f.victims!.tasks) stuck.add(v.taskId);
+        }
+        expect(sorted(stuck)).toEqual(sorted(expected));
+        expect(d.stats().openHolds).toBe(tasks.reduce((n, t) => n + t.holds.length, 0));
+      }),
+      { numRuns: 300, seed: 11 },
     );
   });
 });
