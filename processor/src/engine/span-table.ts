@@ -10,7 +10,7 @@
  * index made the first time a large trace is asked. Span ids may repeat across traces; within a trace
  * they are unique.
  */
-import type { SpanNode } from './model.js';
+import { SpanNode } from './model.js';
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
@@ -82,52 +82,79 @@ class TraceSpans {
   }
 }
 
-/** The kept version of every span, by trace id and span id. */
+/**
+ * The kept version of every span, by trace id and span id. A trace of one span (an open task's lone span,
+ * most often) is kept as that span: a group for it would cost more than the span.
+ */
 export class SpanTable {
-  private readonly traces = new Map<string, TraceSpans>();
-  /** The trace used last: the next span is most often of the same trace. */
-  private last: TraceSpans | undefined = undefined;
+  private readonly traces = new Map<string, SpanNode | TraceSpans>();
+  /** The trace used last, and what the map holds for it: the next span is most often of the same trace. */
+  private lastId: string | undefined = undefined;
+  private last: SpanNode | TraceSpans | undefined = undefined;
   private count = 0;
 
-  private trace(traceId: string): TraceSpans | undefined {
-    const last = this.last;
-    if (last !== undefined && last.traceId === traceId) return last;
+  private trace(traceId: string): SpanNode | TraceSpans | undefined {
+    if (traceId === this.lastId) return this.last;
     const t = this.traces.get(traceId);
-    if (t !== undefined) this.last = t;
+    if (t !== undefined) {
+      this.lastId = traceId;
+      this.last = t;
+    }
     return t;
   }
 
+  private put(traceId: string, t: SpanNode | TraceSpans): void {
+    this.traces.set(traceId, t);
+    this.lastId = traceId;
+    this.last = t;
+  }
+
   get(traceId: string, spanId: string): SpanNode | undefined {
-    return this.trace(traceId)?.get(spanId);
+    const t = this.trace(traceId);
+    if (t === undefined) return undefined;
+    if (t instanceof TraceSpans) return t.get(spanId);
+    return t.spanId === spanId ? t : undefined;
   }
 
   /** Keeps `span`, in place of the version kept for its ids, if any. */
   set(span: SpanNode): void {
-    let t = this.trace(span.traceId);
+    const t = this.trace(span.traceId);
     if (t === undefined) {
-      t = new TraceSpans(span.traceId);
-      this.traces.set(span.traceId, t);
-      this.last = t;
+      this.put(span.traceId, span);
+      this.count++;
+    } else if (t instanceof TraceSpans) {
+      const before = t.spans.length;
+      t.set(span);
+      this.count += t.spans.length - before;
+    } else if (t.spanId === span.spanId) {
+      this.put(span.traceId, span);
+    } else {
+      const group = new TraceSpans(span.traceId);
+      group.set(t);
+      group.set(span);
+      this.put(span.traceId, group);
+      this.count++;
     }
-    const before = t.spans.length;
-    t.set(span);
-    this.count += t.spans.length - before;
   }
 
   /** Removes `span`, if it is the version kept for its ids. */
   delete(span: SpanNode): void {
     const t = this.trace(span.traceId);
-    if (t === undefined || !t.delete(span)) return;
-    this.count--;
-    if (t.spans.length === 0) {
+    if (t === undefined) return;
+    if (t instanceof TraceSpans) {
+      if (!t.delete(span)) return;
+      if (t.spans.length === 1) this.put(span.traceId, t.spans[0]);
+    } else if (t === span) {
       this.traces.delete(span.traceId);
-      if (this.last === t) this.last = undefined;
-    }
+      this.lastId = this.last = undefined;
+    } else return;
+    this.count--;
   }
 
   /** The children of a span: the spans of its trace whose parent it is. */
   childrenOf(span: SpanNode): readonly SpanNode[] {
-    return this.trace(span.traceId)?.childrenOf(span.spanId) ?? EMPTY;
+    const t = this.trace(span.traceId);
+    return t instanceof TraceSpans ? t.childrenOf(span.spanId) : EMPTY;
   }
 
   get size(): number {
@@ -136,6 +163,9 @@ export class SpanTable {
 
   /** Every span. */
   *values(): Iterable<SpanNode> {
-    for (const t of this.traces.values()) yield* t.spans;
+    for (const t of this.traces.values()) {
+      if (t instanceof TraceSpans) yield* t.spans;
+      else yield t;
+    }
   }
 }

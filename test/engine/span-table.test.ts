@@ -1,0 +1,64 @@
+/**
+ * The span table: spans by trace, one span kept as itself, small traces scanned, large ones indexed, the
+ * same span id in two traces kept apart, and children found within their trace.
+ */
+import { describe, expect, it } from 'vitest';
+import { Instance, OPEN, SpanNode, TaskNode } from '../../processor/src/engine/model.js';
+import { SpanTable } from '../../processor/src/engine/span-table.js';
+
+const task = new TaskNode(new Instance('svc', 'svc', undefined, new Map()), 't', false);
+const id = (n: number) => n.toString(16).padStart(16, '0');
+const node = (trace: string, span: number, parent?: number, end = OPEN) =>
+  new SpanNode(trace, id(span), parent === undefined ? undefined : id(parent), 'op', 1, end, task, 0, 0, 0, -1, false, false);
+
+describe('SpanTable', () => {
+  it('keeps spans by trace and span id, a new version in place of the old', () => {
+    const t = new SpanTable();
+    const a = node('t1', 1);
+    const b = node('t1', 2, 1);
+    const sameIdOtherTrace = node('t2', 1);
+    for (const s of [a, b, sameIdOtherTrace]) t.set(s);
+    expect(t.size).toBe(3);
+    expect(t.get('t1', id(1))).toBe(a);
+    expect(t.get('t2', id(1))).toBe(sameIdOtherTrace);
+    expect(t.get('t3', id(1))).toBeUndefined();
+    const a2 = node('t1', 1, undefined, 5);
+    t.set(a2);
+    expect(t.size).toBe(3);
+    expect(t.get('t1', id(1))).toBe(a2);
+    expect(t.childrenOf(a2)).toEqual([b]);
+    expect(t.childrenOf(sameIdOtherTrace)).toEqual([]);
+    t.delete(a); // not the kept version: nothing happens
+    expect(t.size).toBe(3);
+    t.delete(b);
+    t.delete(a2);
+    expect(t.size).toBe(1);
+    expect([...t.values()]).toEqual([sameIdOtherTrace]);
+    t.delete(sameIdOtherTrace);
+    expect(t.size).toBe(0);
+    expect(t.get('t2', id(1))).toBeUndefined();
+  });
+
+  it('finds spans and children in a large trace, before and after spans come and go', () => {
+    const t = new SpanTable();
+    const root = node('big', 1);
+    t.set(root);
+    const kids = Array.from({ length: 200 }, (_, i) => node('big', 1000 + i, 1));
+    const grandkids = kids.map((k, i) => node('big', 5000 + i, 1000 + i));
+    for (let i = 0; i < kids.length; i++) {
+      t.set(grandkids[i]); // children first, as exporters send them
+      t.set(kids[i]);
+    }
+    expect(t.size).toBe(401);
+    expect(t.childrenOf(root)).toEqual(kids);
+    expect(t.childrenOf(kids[7])).toEqual([grandkids[7]]);
+    expect(t.get('big', id(5199))).toBe(grandkids[199]);
+    t.delete(kids[3]);
+    expect(t.childrenOf(root)).toHaveLength(199);
+    expect(t.get('big', id(1003))).toBeUndefined();
+    const late = node('big', 9999, 1);
+    t.set(late);
+    expect(t.childrenOf(root)).toContain(late);
+    expect(t.get('big', id(9999))).toBe(late);
+  });
+});
