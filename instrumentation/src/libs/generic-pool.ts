@@ -9,7 +9,6 @@
  * everything passes straight through.
  */
 import type { Pool } from 'generic-pool';
-import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { Type, type Static } from '@sinclair/typebox';
 import { poolEvents } from '../core/event-sets.js';
@@ -132,15 +131,6 @@ export class GenericPoolInstrumentation extends WaitgraphInstrumentation<Generic
   }
 
   protected init() {
-    type Module = { Pool: { prototype: object } };
-    return new InstrumentationNodeModuleDefinition(
-      'generic-pool',
-      GENERIC_POOL_VERSIONS,
-      (exports: Module) => {
-        this.wrapMethods(exports.Pool.prototype, WRAPPERS);
-        return exports;
-      },
-      (exports?: Module) => this.unwrapMethods(exports?.Pool.prototype, Object.keys(WRAPPERS)),
-    );
+    return this.prototypePatch('generic-pool', GENERIC_POOL_VERSIONS, (exports: { Pool: { prototype: object } }) => exports.Pool.prototype, WRAPPERS);
   }
 }

@@ -3,7 +3,7 @@
  * module, `isWrapped` before `_wrap`, so enabling twice never wraps twice) applied to a table of method
  * wrappers, and the same table applied to one instance for the explicit `instrument...()` functions.
  */
-import { InstrumentationBase, isWrapped, type InstrumentationConfig } from '@opentelemetry/instrumentation';
+import { InstrumentationBase, InstrumentationNodeModuleDefinition, isWrapped, type InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { SCOPE_VERSION } from '../core/recorder.js';
 
 /** Any method. */
@@ -39,5 +39,22 @@ export abstract class WaitgraphInstrumentation<C extends InstrumentationConfig =
     if (target === undefined) return;
     const t = target as Record<string, AnyFn>;
     for (const name of names) if (isWrapped(t[name])) this._unwrap(t, name);
+  }
+
+  /**
+   * The definition of a module (within `versions`) whose one prototype, found in its exports by
+   * `prototypeOf`, gets `wrappers` when the module loads, and loses them when the instrumentation is
+   * disabled.
+   */
+  protected prototypePatch<M>(module: string, versions: string[], prototypeOf: (exports: M) => object, wrappers: Wrappers): InstrumentationNodeModuleDefinition {
+    return new InstrumentationNodeModuleDefinition(
+      module,
+      versions,
+      (exports: M) => {
+        this.wrapMethods(prototypeOf(exports), wrappers);
+        return exports;
+      },
+      (exports?: M) => this.unwrapMethods(exports === undefined ? undefined : prototypeOf(exports), Object.keys(wrappers)),
+    );
   }
 }

@@ -11,7 +11,6 @@
  * Both the promise and the callback form of `connect` are kept as they are.
  */
 import type { Pool as PgPool, PoolClient, PoolConfig } from 'pg';
-import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import type { Span } from '@opentelemetry/api';
 import { Type, type Static } from '@sinclair/typebox';
@@ -143,15 +142,6 @@ export class PgPoolInstrumentation extends WaitgraphInstrumentation<PgPoolInstru
   }
 
   protected init() {
-    type Module = { prototype: object };
-    return new InstrumentationNodeModuleDefinition(
-      'pg-pool',
-      PG_POOL_VERSIONS,
-      (Pool: Module) => {
-        this.wrapMethods(Pool.prototype, { connect: wrapConnect });
-        return Pool;
-      },
-      (Pool?: Module) => this.unwrapMethods(Pool?.prototype, ['connect']),
-    );
+    return this.prototypePatch('pg-pool', PG_POOL_VERSIONS, (Pool: { prototype: object }) => Pool.prototype, { connect: wrapConnect });
   }
 }
