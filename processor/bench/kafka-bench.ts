@@ -7,12 +7,16 @@
  *    batches of 500 spans into a spans topic of 6 partitions.
  * 2. Throughput, each from the same messages, each with a consumer group of its own:
  *    (a) a plain kafkajs consumer that only reads them;
- *    (b) the waitgraph path from the spans topic to graph updates: KafkaSource, the OTLP decoder,
- *        Detector.addBatch and detect() per batch;
- *    (b') the same with the wait-record filter before the engine (what a decode stage keeps);
+ *    (b) the path of `waitgraph run` from the spans topic to graph updates, built as the processor builds
+ *        it (kafkaInput): KafkaSource, the decode pool (one worker thread decoding and cutting each
+ *        message to what detection reads), the DetectionPipeline (Detector.addBatch and detect() per batch,
+ *        counts, metrics); timed from the first batch fetched to the last applied;
+ *    (b') the same with `--decode-threads 0`: decoding and cutting on the event loop;
  *    (b'') the scale-out path: a decode stage republishing wait records and a detection stage reading
  *        them, running side by side, until the detection stage has taken in every span;
- *    spans/s of each and the ratio of each to (a) (targets: >= 50,000 spans/s, ratio >= 0.5).
+ *    (c) for reference, whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and
+ *        detect() per batch, nothing cut;
+ *    spans/s of each and the ratio of each to (a) (targets, for (b): >= 50,000 spans/s, ratio >= 0.5).
  * 3. Detection latency: `waitgraph run` in a child process (single-instance, then `--role both`) reads a
  *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000); every
  *    `--every` ms (default 150) a lock cycle is sent, its two spans on two partitions, and the time from
@@ -27,9 +31,10 @@ import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { decodeOtlpTracesProto } from '../src/decode/index.js';
 import { Detector } from '../src/engine/index.js';
-import { KafkaSource, silentLogger, type SourceMessage } from '../src/io/index.js';
+import { KafkaSource, ProcessorMetrics, silentLogger, type SourceMessage } from '../src/io/index.js';
 import type { DecodedBatch } from '../src/model/span.js';
-import { DecodeStage, DetectStage, selectWaitSpans, WaitRecordBuilder } from '../src/scale/index.js';
+import { AlertLedger, createLogger, DecodePool, DetectionPipeline, kafkaInput, type TimedBatch } from '../src/run/index.js';
+import { DecodeStage, DetectStage, WaitRecordBuilder } from '../src/scale/index.js';
 import { lockCycle } from './cycle-spans.js';
 import { benchBroker, freePort } from './kafka-broker.js';
 import { buildWorkload } from './otlp-workload.js';
@@ -130,38 +135,84 @@ async function plainRead(kafka: Kafka, topic: string, messages: number): Promise
   return last - first;
 }
 
-/** (b) KafkaSource, decode, Detector.addBatch and detect per batch; `filter` cuts the spans first. */
-async function waitgraphRead(bootstrap: string, topic: string, spans: number, filter: boolean): Promise<{ ms: number; kept: number }> {
-  const detector = new Detector();
-  let seen = 0;
-  let kept = 0;
-  let first = 0;
-  let last = 0;
-  const source = new KafkaSource<DecodedBatch>({
+/** What the waitgraph readers share: the spans topic from its start, in a group of their own, no dead letters. */
+function sourceOptions(bootstrap: string, topic: string) {
+  return {
     brokers: [bootstrap],
     clientId: 'bench-waitgraph',
     logger: silentLogger,
-    topics: [{ topic, signal: 'traces' }],
+    topics: [{ topic, signal: 'traces' as const }],
     groupId: `bench-waitgraph-${randomUUID()}`,
     deadLetterTopic: null,
-    maxWaitTimeMs: 100,
+    fromBeginning: true,
+  };
+}
+
+/** (b) The path of `waitgraph run`: kafkaInput, the decode pool with `threads` workers, the DetectionPipeline. */
+async function processorRead(bootstrap: string, topic: string, spans: number, threads: number): Promise<{ ms: number; kept: number }> {
+  let first = 0;
+  let last = 0;
+  let kept = 0;
+  // The pipeline as the processor makes it, timed from the first batch fetched to the last one applied.
+  class TimedPipeline extends DetectionPipeline {
+    override async apply(lane: string, items: readonly TimedBatch[], receivedAtMs: number, lastOffset?: string, behind?: boolean): Promise<void> {
+      if (first === 0) first = receivedAtMs;
+      for (const it of items) kept += it.batch.spans.length;
+      await super.apply(lane, items, receivedAtMs, lastOffset, behind);
+      last = Date.now();
+    }
+  }
+  const pipeline = new TimedPipeline({
+    detector: {},
+    staleAfterMs: 120_000,
+    sinks: [],
+    ledger: new AlertLedger(),
+    metrics: new ProcessorMetrics({ processMetrics: false }),
+    logger: createLogger({ level: 'error' }),
+    source: { instance: 'bench', version: 'bench' },
+    // Live input, as after warm-up: no replay to hold back and order.
+    kafka: false,
+    startedAtMs: Date.now(),
+  });
+  const decoder = new DecodePool({ threads });
+  await decoder.start();
+  const source = kafkaInput({ ...sourceOptions(bootstrap, topic), decoder, pipeline });
+  await source.start();
+  await until(() => pipeline.counts.spans > 0, 'the waitgraph run path to start', 300_000, 1);
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  await until(() => pipeline.counts.spans >= spans, 'the waitgraph run path');
+  const elu = performance.eventLoopUtilization(elu0);
+  const cpu = process.cpuUsage(cpu0);
+  log(`      event loop busy ${Math.round(elu.utilization * 100)}% of ${Math.round(elu.idle + elu.active)} ms; process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms`);
+  await source.shutdown();
+  await decoder.shutdown();
+  return { ms: last - first, kept };
+}
+
+/** (c) Whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and detect per batch. */
+async function wholeSpansRead(bootstrap: string, topic: string, spans: number): Promise<number> {
+  const detector = new Detector();
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  const source = new KafkaSource<DecodedBatch>({
+    ...sourceOptions(bootstrap, topic),
     decode: (m: SourceMessage) => decodeOtlpTracesProto(m.value, m.name),
     apply: async (messages, info) => {
-      if (first === 0) first = performance.now() - (Date.now() - info.receivedAtMs);
+      if (first === 0) first = info.receivedAtMs;
       for (const { message, value } of messages) {
         seen += value.spans.length;
-        const batch = filter ? { spans: selectWaitSpans(value.spans), logEvents: value.logEvents } : value;
-        kept += batch.spans.length;
-        detector.addBatch(batch, message.timestampMs * 1e6);
+        detector.addBatch(value, message.timestampMs * 1e6);
       }
       detector.detect();
-      last = performance.now();
+      last = Date.now();
     },
   });
   await source.start();
-  await until(() => seen >= spans, 'the waitgraph consumer');
+  await until(() => seen >= spans, 'the whole-span consumer');
   await source.shutdown();
-  return { ms: last - first, kept };
+  return last - first;
 }
 
 /** (b'') The decode stage and the detection stage side by side, until detection has taken in every span. */
@@ -224,15 +275,18 @@ async function throughput(bootstrap: string, args: Args) {
   const plainMs = await plainRead(kafka, topic, work.batches.length);
   const plain = round((work.spanCount / plainMs) * 1000);
   log(`(a)   plain kafkajs consumer:                ${plain} spans/s (${round(plainMs)} ms)`);
-  const wg = await waitgraphRead(bootstrap, topic, work.spanCount, false);
+  const wg = await processorRead(bootstrap, topic, work.spanCount, 1);
   const waitgraph = round((work.spanCount / wg.ms) * 1000);
-  log(`(b)   KafkaSource + decode + engine:         ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}`);
-  const wf = await waitgraphRead(bootstrap, topic, work.spanCount, true);
-  const filtered = round((work.spanCount / wf.ms) * 1000);
-  log(`(b')  ... with the wait-record filter:       ${filtered} spans/s (${round(wf.ms)} ms), ratio ${ratio(filtered, plain)}`);
+  log(`(b)   waitgraph run path (decode thread):    ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}; engine took ${wg.kept} spans`);
+  const wf = await processorRead(bootstrap, topic, work.spanCount, 0);
+  const inThread = round((work.spanCount / wf.ms) * 1000);
+  log(`(b')  ... decoding on the event loop:        ${inThread} spans/s (${round(wf.ms)} ms), ratio ${ratio(inThread, plain)}`);
   const two = await twoStageRead(bootstrap, topic, work.spanCount);
   const twoStage = round((work.spanCount / two.ms) * 1000);
   log(`(b'') decode stage -> waits -> detection:    ${twoStage} spans/s (${round(two.ms)} ms), ratio ${ratio(twoStage, plain)}`);
+  const wholeMs = await wholeSpansRead(bootstrap, topic, work.spanCount);
+  const whole = round((work.spanCount / wholeMs) * 1000);
+  log(`(c)   whole spans, decode + engine on loop:  ${whole} spans/s (${round(wholeMs)} ms), ratio ${ratio(whole, plain)}`);
   return {
     spans: work.spanCount,
     messages: work.batches.length,
@@ -241,10 +295,12 @@ async function throughput(bootstrap: string, args: Args) {
     plainSpansPerSec: plain,
     waitgraphSpansPerSec: waitgraph,
     ratio: ratio(waitgraph, plain),
-    filteredSpansPerSec: filtered,
-    filteredRatio: ratio(filtered, plain),
+    inThreadSpansPerSec: inThread,
+    inThreadRatio: ratio(inThread, plain),
     twoStageSpansPerSec: twoStage,
     twoStageRatio: ratio(twoStage, plain),
+    wholeSpansPerSec: whole,
+    wholeRatio: ratio(whole, plain),
   };
 }
 

@@ -20,6 +20,7 @@ export type {
   AssignedPartition,
   BatchInfo,
   DecodedMessage,
+  DecodeOutcome,
   KafkaSourceOptions,
   PayloadEncoding,
   Signal,

@@ -5,6 +5,10 @@
 export { RUN_HELP, runCommand } from './command.js';
 export { DEMO_INCIDENT, retimed, runDemo } from './demo.js';
 export { decodeOtlpPayload } from './decode-input.js';
+export { DecodePool } from './decode-pool.js';
+export type { DecodePoolOptions } from './decode-pool.js';
+export { kafkaInput } from './kafka-input.js';
+export type { KafkaInputOptions } from './kafka-input.js';
 export { goneFinding, renderAlertText, toAlert } from './alerts.js';
 export type { AlertSource } from './alerts.js';
 export { ensureAlertTopic, readAlertTopic } from './alert-topic.js';
@@ -35,3 +39,5 @@ export type { TimedBatch } from './replay.js';
 export { FileAlertSink, KafkaTopicAlertSink, StdoutAlertSink } from './sinks.js';
 export type { AlertSink } from './sinks.js';
 export { WAITGRAPH_VERSION } from './version.js';
+export { WaitInputCutter } from './wait-input.js';
+export type { OtlpPayload, WaitInput } from './wait-input.js';

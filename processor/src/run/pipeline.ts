@@ -194,7 +194,12 @@ export class DetectionPipeline {
   private count(items: readonly TimedBatch[]): void {
     let spans = 0;
     let events = 0;
-    for (const { batch } of items) {
+    for (const { batch, held } of items) {
+      if (held) {
+        spans += held.spans;
+        events += held.waitEvents;
+        continue;
+      }
       spans += batch.spans.length;
       events += batch.logEvents.length;
       for (const s of batch.spans) for (const e of s.events) if (WAIT_EVENTS.has(e.name)) events++;

@@ -16,17 +16,14 @@ import { ansi, plain } from '../cli/report.js';
 import { WaitgraphError } from '../errors.js';
 import {
   kafkaClient,
-  KafkaSource,
   OtlpHttpReceiver,
   ProcessorMetrics,
   retrying,
-  type DecodedMessage,
-  type SourceMessage,
+  type KafkaSource,
   type SourceStatus,
 } from '../io/index.js';
-import type { DecodedBatch } from '../model/span.js';
 import { readAlertTopic, ensureAlertTopic } from './alert-topic.js';
-import { decodeOtlpPayload } from './decode-input.js';
+import { DecodePool } from './decode-pool.js';
 import { AlertLedger, readAlertFile } from './ledger.js';
 import type { RunLogger } from './logger.js';
 import type { ResolvedRunOptions } from './options.js';
@@ -34,6 +31,8 @@ import { DetectionPipeline } from './pipeline.js';
 import { HTTP_LANE } from './replay.js';
 import { FileAlertSink, KafkaTopicAlertSink, StdoutAlertSink, type AlertSink } from './sinks.js';
 import { WAITGRAPH_VERSION } from './version.js';
+import { kafkaInput } from './kafka-input.js';
+import type { WaitInput } from './wait-input.js';
 
 /** Where the processor listens, once started. */
 export interface ProcessorAddress {
@@ -63,7 +62,8 @@ export class WaitgraphProcessor {
   private readonly logger: RunLogger;
   private readonly receiver: OtlpHttpReceiver;
   private readonly kafka: Kafka | undefined;
-  private source: KafkaSource<DecodedBatch> | undefined;
+  private source: KafkaSource<WaitInput> | undefined;
+  private readonly decoder: DecodePool;
   private pipeline: DetectionPipeline | undefined;
   private sinks: AlertSink[] = [];
   private phase: ProcessorPhase = 'new';
@@ -90,6 +90,7 @@ export class WaitgraphProcessor {
       // Input is taken as soon as the pipeline exists: during warm-up too, while /healthz still says 503.
       accepting: () => this.pipeline !== undefined && (this.phase === 'warming-up' || this.phase === 'running'),
     });
+    this.decoder = new DecodePool({ threads: options.decodeThreads, filter: { proxyServices: options.proxyServices } });
     if (options.kafkaBrokers.length > 0) {
       this.kafka = kafkaClient({ brokers: options.kafkaBrokers, clientId: `waitgraph-${options.instanceId}`, logger: this.logger });
     }
@@ -130,6 +131,7 @@ export class WaitgraphProcessor {
     const o = this.options;
     try {
       const address = await this.receiver.start();
+      await this.decoder.start();
       const startedAtMs = Date.now();
       const ledger = await this.readLedger();
       this.sinks = this.makeSinks();
@@ -189,6 +191,7 @@ export class WaitgraphProcessor {
     const work = (async () => {
       await this.receiver.shutdown(grace);
       await this.source?.shutdown(grace);
+      await this.decoder.shutdown();
       await this.pipeline?.flush().catch((err: unknown) => this.logger.error('pending alerts not sent', { error: String(err) }));
       await Promise.allSettled(this.sinks.map((s) => s.shutdown(grace)));
     })();
@@ -247,7 +250,7 @@ export class WaitgraphProcessor {
     const o = this.options;
     const pipeline = this.pipeline!;
     const encoding = o.kafkaEncoding;
-    this.source = new KafkaSource<DecodedBatch>({
+    this.source = kafkaInput({
       kafka: this.kafka,
       topics: [
         { topic: o.spansTopic, signal: 'traces', encoding },
@@ -261,33 +264,26 @@ export class WaitgraphProcessor {
       // With no replay window, a new group starts at the end: old spans are not news.
       fromBeginning: false,
       startAtTimestampMs: o.replayWindowMs > 0 ? startedAtMs - o.replayWindowMs : undefined,
+      decoder: this.decoder,
+      pipeline,
       onAssign: (partitions) => {
-        pipeline.assign(partitions);
         if (partitions.length > 0) {
           this.logger.info('partitions assigned', {
             partitions: partitions.map((p) => `${p.topic}/${p.partition}@${p.startOffset ?? 'new'}..${p.endOffsetAtStart}`),
           });
         }
       },
-      decode: (m: SourceMessage) => decodeOtlpPayload(m.signal, m.encoding === 'otlp_json' ? 'json' : 'proto', m.value, m.name),
-      apply: (messages: DecodedMessage<DecodedBatch>[], info) =>
-        pipeline.apply(
-          `${info.topic}/${info.partition}`,
-          // The record timestamp is when the span was observed: for replayed input, long before now.
-          messages.map((m) => ({ batch: m.value, observedAtMs: m.message.timestampMs })),
-          info.receivedAtMs,
-          info.lastOffset,
-          BigInt(info.highWatermark) > BigInt(info.lastOffset) + 1n,
-        ),
     });
     await this.source.start();
     this.source.stopped().catch((err: unknown) => void this.shutdown('the Kafka source failed', err));
   }
 
-  private takeHttp(signal: 'traces' | 'logs', body: Uint8Array, contentType: 'json' | 'proto'): Promise<void> {
+  private async takeHttp(signal: 'traces' | 'logs', body: Uint8Array, contentType: 'json' | 'proto'): Promise<void> {
     const receivedAtMs = Date.now();
-    const batch = decodeOtlpPayload(signal, contentType, body, `POST /v1/${signal}`);
-    return this.pipeline!.apply(HTTP_LANE, [{ batch, observedAtMs: receivedAtMs }], receivedAtMs);
+    const [outcome] = await this.decoder.decode([{ signal, encoding: contentType, bytes: body, name: `POST /v1/${signal}` }]);
+    if ('error' in outcome!) throw outcome.error;
+    const input = outcome!.value;
+    return this.pipeline!.apply(HTTP_LANE, [{ batch: input.batch, observedAtMs: receivedAtMs, held: input }], receivedAtMs);
   }
 
   private startTimers(): void {

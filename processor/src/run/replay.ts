@@ -17,6 +17,11 @@ import type { DecodedBatch } from '../model/span.js';
 export interface TimedBatch {
   batch: DecodedBatch;
   observedAtMs: number;
+  /**
+   * What the input held before it was cut to what detection reads (see wait-input.ts), for the counts of
+   * spans and wait events taken in. Default: what `batch` holds.
+   */
+  held?: { spans: number; waitEvents: number };
 }
 
 interface Lane {

@@ -1,0 +1,87 @@
+/**
+ * What `waitgraph run` takes of one input (a Kafka message or an OTLP/HTTP body): the OTLP payload decoded
+ * and cut down to what detection reads, by the same rule and the same code as the decode stage of the
+ * scale-out roles (`WaitRecordBuilder`: `selectWaitSpans`, then only the fields the engine reads, as wait
+ * records), turned back into the records the engine takes without the round trip through JSON. Every recorded incident gives the same findings this way as from its whole
+ * spans (test/scale/wait-records.test.ts); on a typical workload half the spans and most of their
+ * attributes go, which the engine then never has to take in, and a worker thread never has to hand over.
+ *
+ * Pure: no I/O. The decode pool runs it on a worker thread, or on the event loop with `--decode-threads 0`.
+ */
+import type { WaitRecordBatch } from '../../../schemas/index.js';
+import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
+import type { Attributes, DecodedBatch, SpanKind } from '../model/span.js';
+import { WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
+import { decodeOtlpPayload } from './decode-input.js';
+
+/** An input cut down to what detection reads, and what it held before. */
+export interface WaitInput {
+  /** The spans and log events detection needs. */
+  batch: DecodedBatch;
+  /** Spans the input held. */
+  spans: number;
+  /** Wait events the input held: span events and log records of the wait-event vocabulary. */
+  waitEvents: number;
+}
+
+/** An OTLP payload: which signal, how encoded, the bytes, and a name for error messages. */
+export interface OtlpPayload {
+  signal: 'traces' | 'logs';
+  encoding: 'proto' | 'json';
+  bytes: Uint8Array;
+  /** Where it came from, e.g. `otlp_spans/3@1200` or `POST /v1/traces`. */
+  name: string;
+}
+
+const EMPTY: DecodedBatch = { spans: [], logEvents: [] };
+
+/**
+ * Cuts inputs down to what detection reads. One per thread: it reuses one builder.
+ * Throws the decoder's `bad-input` error for a payload it cannot use.
+ */
+export class WaitInputCutter {
+  private readonly builder: WaitRecordBuilder;
+
+  constructor(filter: WaitFilterOptions = {}) {
+    this.builder = new WaitRecordBuilder(filter);
+  }
+
+  /** The input, decoded and cut. */
+  cut(payload: OtlpPayload): WaitInput {
+    const decoded = decodeOtlpPayload(payload.signal, payload.encoding, payload.bytes, payload.name);
+    const before = this.builder.counts.eventsKept;
+    this.builder.add(decoded, 0);
+    // Every span with a wait event is kept, so the kept events are all the input's wait events.
+    const waitEvents = this.builder.counts.eventsKept - before;
+    const records = this.builder.take();
+    return { batch: records === undefined ? EMPTY : fromWaitRecords(records), spans: decoded.spans.length, waitEvents };
+  }
+}
+
+const NO_ATTRS: Attributes = Object.freeze({}) as Attributes;
+
+/**
+ * Wait records made here, as the records the engine takes. Unlike `decodeWaitRecordBatch` (input from a
+ * topic) it checks nothing: the builder made them. Resources and attribute objects are taken as they are.
+ */
+function fromWaitRecords(r: WaitRecordBatch): DecodedBatch {
+  const resources = r.resources as Attributes[];
+  const spans = r.spans.map((s) =>
+    makeSpan(
+      s.traceId,
+      s.spanId,
+      s.parentSpanId,
+      s.name,
+      s.kind as SpanKind,
+      s.start,
+      s.end,
+      (s.attributes as Attributes | undefined) ?? NO_ATTRS,
+      resources[s.resource]!,
+      s.events === undefined ? [] : s.events.map((e) => makeEvent(e.name, e.time, (e.attributes as Attributes | undefined) ?? NO_ATTRS)),
+    ),
+  );
+  const logEvents = r.logEvents.map((e) =>
+    makeLogEvent(e.traceId, e.spanId, e.name, e.time, (e.attributes as Attributes | undefined) ?? NO_ATTRS, resources[e.resource]!),
+  );
+  return { spans, logEvents };
+}
