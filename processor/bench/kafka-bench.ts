@@ -8,11 +8,10 @@
  * 2. Throughput, each from the same messages, each with a consumer group of its own:
  *    (a) a plain kafkajs consumer that only reads them;
  *    (b) the path of `waitgraph run` from the spans topic to graph updates, built as the processor builds
- *        it (kafkaInput): KafkaSource, the decode pool (one worker thread decoding and cutting each
- *        message to what detection reads), the DetectionPipeline (Detector.addBatch and detect() per batch,
- *        counts, metrics); timed from the first batch fetched to the last applied;
- *    (b') the same with `--decode-threads 0`: decoding and cutting on the event loop;
- *    (b'') the scale-out path: a decode stage republishing wait records and a detection stage reading
+ *        it (kafkaInput): KafkaSource, each message decoded and cut to what detection reads (WaitInputCutter),
+ *        the DetectionPipeline (Detector.addBatch and detect() per batch, counts, metrics); timed from the
+ *        first batch fetched to the last applied, with how busy the event loop was;
+ *    (b') the scale-out path: a decode stage republishing wait records and a detection stage reading
  *        them, running side by side, until the detection stage has taken in every span;
  *    (c) for reference, whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and
  *        detect() per batch, nothing cut;
@@ -23,7 +22,8 @@
  *    producing the span that closes it to the alert on the alert topic is measured, over `--cycles` cycles
  *    (default 60). Target: p99 < 200 ms. A processor that falls behind shows as cycles not alerted.
  *
- * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency`.
+ * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
+ * single-instance run only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -33,7 +33,7 @@ import { decodeOtlpTracesProto } from '../src/decode/index.js';
 import { Detector } from '../src/engine/index.js';
 import { KafkaSource, ProcessorMetrics, silentLogger, type SourceMessage } from '../src/io/index.js';
 import type { DecodedBatch } from '../src/model/span.js';
-import { AlertLedger, createLogger, DecodePool, DetectionPipeline, kafkaInput, type TimedBatch } from '../src/run/index.js';
+import { AlertLedger, createLogger, DetectionPipeline, kafkaInput, WaitInputCutter, type TimedBatch } from '../src/run/index.js';
 import { DecodeStage, DetectStage, WaitRecordBuilder } from '../src/scale/index.js';
 import { lockCycle } from './cycle-spans.js';
 import { benchBroker, freePort } from './kafka-broker.js';
@@ -59,8 +59,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--rate') args.rate = num();
     else if (a === '--cycles') args.cycles = num();
     else if (a === '--every') args.everyMs = num();
-    else if (a === 'throughput' || a === 'latency') args.parts.add(a);
-    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, --spans n, --rate n, --cycles n, --every ms)`);
+    else if (a === 'throughput' || a === 'latency' || a === 'latency-all') args.parts.add(a);
+    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, latency-all, --spans n, --rate n, --cycles n, --every ms)`);
   }
   if (args.parts.size === 0) args.parts = new Set(['throughput', 'latency']);
   return args;
@@ -148,8 +148,8 @@ function sourceOptions(bootstrap: string, topic: string) {
   };
 }
 
-/** (b) The path of `waitgraph run`: kafkaInput, the decode pool with `threads` workers, the DetectionPipeline. */
-async function processorRead(bootstrap: string, topic: string, spans: number, threads: number): Promise<{ ms: number; kept: number }> {
+/** (b) The path of `waitgraph run`: kafkaInput (decode and cut) and the DetectionPipeline. */
+async function processorRead(bootstrap: string, topic: string, spans: number): Promise<{ ms: number; kept: number; busy: number }> {
   let first = 0;
   let last = 0;
   let kept = 0;
@@ -174,20 +174,14 @@ async function processorRead(bootstrap: string, topic: string, spans: number, th
     kafka: false,
     startedAtMs: Date.now(),
   });
-  const decoder = new DecodePool({ threads });
-  await decoder.start();
-  const source = kafkaInput({ ...sourceOptions(bootstrap, topic), decoder, pipeline });
+  const source = kafkaInput({ ...sourceOptions(bootstrap, topic), cutter: new WaitInputCutter(), pipeline });
   await source.start();
   await until(() => pipeline.counts.spans > 0, 'the waitgraph run path to start', 300_000, 1);
   const elu0 = performance.eventLoopUtilization();
-  const cpu0 = process.cpuUsage();
   await until(() => pipeline.counts.spans >= spans, 'the waitgraph run path');
-  const elu = performance.eventLoopUtilization(elu0);
-  const cpu = process.cpuUsage(cpu0);
-  log(`      event loop busy ${Math.round(elu.utilization * 100)}% of ${Math.round(elu.idle + elu.active)} ms; process CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms`);
+  const busy = performance.eventLoopUtilization(elu0).utilization;
   await source.shutdown();
-  await decoder.shutdown();
-  return { ms: last - first, kept };
+  return { ms: last - first, kept, busy };
 }
 
 /** (c) Whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and detect per batch. */
@@ -215,7 +209,7 @@ async function wholeSpansRead(bootstrap: string, topic: string, spans: number): 
   return last - first;
 }
 
-/** (b'') The decode stage and the detection stage side by side, until detection has taken in every span. */
+/** (b') The decode stage and the detection stage side by side, until detection has taken in every span. */
 async function twoStageRead(bootstrap: string, topic: string, spans: number): Promise<{ ms: number; kept: number }> {
   const id = randomUUID().slice(0, 8);
   const waitsTopic = `bench.waits.${id}`;
@@ -275,15 +269,15 @@ async function throughput(bootstrap: string, args: Args) {
   const plainMs = await plainRead(kafka, topic, work.batches.length);
   const plain = round((work.spanCount / plainMs) * 1000);
   log(`(a)   plain kafkajs consumer:                ${plain} spans/s (${round(plainMs)} ms)`);
-  const wg = await processorRead(bootstrap, topic, work.spanCount, 1);
+  const wg = await processorRead(bootstrap, topic, work.spanCount);
   const waitgraph = round((work.spanCount / wg.ms) * 1000);
-  log(`(b)   waitgraph run path (decode thread):    ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}; engine took ${wg.kept} spans`);
-  const wf = await processorRead(bootstrap, topic, work.spanCount, 0);
-  const inThread = round((work.spanCount / wf.ms) * 1000);
-  log(`(b')  ... decoding on the event loop:        ${inThread} spans/s (${round(wf.ms)} ms), ratio ${ratio(inThread, plain)}`);
+  log(
+    `(b)   waitgraph run path (kafkaInput):       ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}; ` +
+      `${wg.kept} spans kept for the engine, event loop ${Math.round(wg.busy * 100)}% busy`,
+  );
   const two = await twoStageRead(bootstrap, topic, work.spanCount);
   const twoStage = round((work.spanCount / two.ms) * 1000);
-  log(`(b'') decode stage -> waits -> detection:    ${twoStage} spans/s (${round(two.ms)} ms), ratio ${ratio(twoStage, plain)}`);
+  log(`(b')  decode stage -> waits -> detection:    ${twoStage} spans/s (${round(two.ms)} ms), ratio ${ratio(twoStage, plain)}`);
   const wholeMs = await wholeSpansRead(bootstrap, topic, work.spanCount);
   const whole = round((work.spanCount / wholeMs) * 1000);
   log(`(c)   whole spans, decode + engine on loop:  ${whole} spans/s (${round(wholeMs)} ms), ratio ${ratio(whole, plain)}`);
@@ -295,8 +289,6 @@ async function throughput(bootstrap: string, args: Args) {
     plainSpansPerSec: plain,
     waitgraphSpansPerSec: waitgraph,
     ratio: ratio(waitgraph, plain),
-    inThreadSpansPerSec: inThread,
-    inThreadRatio: ratio(inThread, plain),
     twoStageSpansPerSec: twoStage,
     twoStageRatio: ratio(twoStage, plain),
     wholeSpansPerSec: whole,
@@ -474,10 +466,8 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = { broker: broker.owned ? 'scripts/kafka.sh' : broker.bootstrap };
   try {
     if (args.parts.has('throughput')) out.throughput = await throughput(broker.bootstrap, args);
-    if (args.parts.has('latency')) {
-      out.latency = await latency(broker.bootstrap, args, 'all');
-      out.latencyScaleOut = await latency(broker.bootstrap, args, 'both');
-    }
+    if (args.parts.has('latency') || args.parts.has('latency-all')) out.latency = await latency(broker.bootstrap, args, 'all');
+    if (args.parts.has('latency')) out.latencyScaleOut = await latency(broker.bootstrap, args, 'both');
   } finally {
     await broker.stop();
   }

@@ -105,50 +105,6 @@ describe('Kafka source', () => {
     expect(lag.every((l) => l.endsWith(' 0'))).toBe(true);
   });
 
-  it('with decodeBatch, decodes the batches of several partitions side by side, applies them one at a time, and commits each', async () => {
-    const topic = uniqueTopic('otlp_spans');
-    await broker.createTopic(topic, 3);
-    const poison = Buffer.from('poison');
-    // Each partition: a poison message, then two spans.
-    await producer.send({ topic, messages: [0, 1, 2].map((partition) => ({ partition, value: poison })) });
-    await producer.send({
-      topic,
-      messages: await Promise.all([0, 1, 2].map(async (partition) => ({ partition, value: Buffer.from(tracesProto(await makeSpans(2, `p${partition}`))) }))),
-    });
-    const groupId = uniqueTopic('group');
-    let decoding = 0;
-    let mostDecoding = 0;
-    let applying = 0;
-    let mostApplying = 0;
-    const applied: string[] = [];
-    const source = startSource<DecodedBatch>({
-      topics: [{ topic, signal: 'traces' }],
-      groupId,
-      deadLetterTopic: null,
-      decodeBatch: async (messages) => {
-        mostDecoding = Math.max(mostDecoding, ++decoding);
-        // Held until the three partitions' batches are all being decoded (or a while has passed).
-        await waitFor('three batches decoding', () => decoding >= 3 || mostDecoding >= 3, 3_000).catch(() => {});
-        decoding--;
-        return messages.map((m) =>
-          m.value.equals(poison) ? { error: new WaitgraphError('bad-input', `${m.name}: poison`) } : { value: decodeMessage(m) },
-        );
-      },
-      apply: async (messages) => {
-        mostApplying = Math.max(mostApplying, ++applying);
-        await new Promise((ok) => setTimeout(ok, 50));
-        applied.push(...messages.flatMap((m) => m.value.spans.map((s) => s.resource['service.name'] as string)));
-        applying--;
-      },
-    });
-    await source.start();
-    await waitFor('every partition committed', async () => Object.values(await committedOffsets(kafka, groupId, topic)).every((o) => o === '2'));
-    expect(mostDecoding).toBe(3);
-    expect(mostApplying).toBe(1);
-    expect(applied.sort()).toEqual(['p0', 'p0', 'p1', 'p1', 'p2', 'p2']);
-    expect(source.poisonMessages).toBe(3);
-  });
-
   it('reads otlp_json traces and otlp_proto logs from their own topics', async () => {
     const spansTopic = uniqueTopic('otlp_spans');
     const logsTopic = uniqueTopic('otlp_logs');

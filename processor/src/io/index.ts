@@ -20,7 +20,6 @@ export type {
   AssignedPartition,
   BatchInfo,
   DecodedMessage,
-  DecodeOutcome,
   KafkaSourceOptions,
   PayloadEncoding,
   Signal,

@@ -10,17 +10,15 @@
  * (exporters before the franz-go rewrite wrote the 16 raw bytes: both are read).
  *
  * Delivery: for each fetched batch (one topic partition), every message is decoded with the caller's
- * `decode` (or all at once with `decodeBatch`, which may work off the event loop); the good ones go to
- * `apply` in one call, and only after `apply` resolves (and the poison messages of the batch are on the
- * dead-letter topic) are the batch's offsets committed. So a crash never commits an event that was not
- * applied: after a restart it is read again (at-least-once). `apply` is never called concurrently, and
- * calls for one partition come in offset order.
+ * `decode`; the good ones go to `apply` in one call, and only after `apply` resolves (and the poison
+ * messages of the batch are on the dead-letter topic) are the batch's offsets committed. So a crash never
+ * commits an event that was not applied: after a restart it is read again (at-least-once). `apply` is never
+ * called concurrently, and calls for one partition come in offset order.
  *
- * Pipelining: the batches of one fetch (one per partition) are taken side by side: while one is applied,
- * the next ones are decoded. Commits leave the hot path: an applied batch's offset is handed to a commit
- * loop that sends the newest applied offset of every partition in one request, one request at a time, so
- * the next fetch never waits for a commit round trip. On a graceful shutdown the loop sends what was
- * applied before the consumer leaves the group.
+ * Commits leave the hot path: an applied batch's offset goes to a commit loop that sends the newest applied
+ * offset of every partition in one request, one request at a time, so the next batch never waits for a
+ * commit round trip (under load a commit takes tens of milliseconds, once per partition and fetch). On a
+ * graceful shutdown the loop sends what was applied before the consumer leaves the group.
  *
  * Replay: with `startAtTimestampMs`, each partition is read, the first time the group assigns it, from its
  * first message at or after that time instead of the committed offset, and `onAssign` tells the caller
@@ -95,9 +93,6 @@ export interface SourceMessage {
   timestampMs: number;
 }
 
-/** What `decodeBatch` made of one message: its value, or why it is poison. */
-export type DecodeOutcome<T> = { value: T } | { error: WaitgraphError };
-
 /** Life stages of a source; `failed` when a failure it cannot retry stopped it. */
 export type SourceStatus = 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -135,14 +130,8 @@ export interface AssignedPartition {
 
 /** Options of `KafkaSource`. */
 export interface KafkaSourceOptions<T> extends KafkaClientOptions {
-  /** Turns a message into what `apply` takes. Throws a `bad-input` WaitgraphError for poison. Required unless `decodeBatch` is given. */
-  decode?: (message: SourceMessage) => T;
-  /**
-   * Decodes the messages of a batch at once, instead of `decode` (which it wins over), maybe off the event
-   * loop (a worker thread): resolves with one outcome per message, in order, the value or the `bad-input`
-   * WaitgraphError that makes the message poison. A rejection is a bug: the source stops. Default none.
-   */
-  decodeBatch?: (messages: readonly SourceMessage[]) => Promise<readonly DecodeOutcome<T>[]>;
+  /** Turns a message into what `apply` takes. Throws a `bad-input` WaitgraphError for poison. Required. */
+  decode: (message: SourceMessage) => T;
   /** Applies a batch's decoded messages; offsets are committed after it resolves. Required. */
   apply: (messages: DecodedMessage<T>[], batch: BatchInfo) => Promise<void>;
   /** Topics to read. Default `DEFAULT_SOURCE_TOPICS`. */
@@ -165,11 +154,6 @@ export interface KafkaSourceOptions<T> extends KafkaClientOptions {
   maxWaitTimeMs?: number;
   /** Most bytes fetched per partition and fetch. Default 1048576 (1 MiB). */
   maxBytesPerPartition?: number;
-  /**
-   * Batches (each of another partition) taken at once: decoded side by side, applied one after the other.
-   * More than the partitions one fetch brings gains nothing. Default 8.
-   */
-  partitionsConsumedConcurrently?: number;
   /**
    * Replay from a point in time: the first time the group gives this source a partition, it reads from
    * the partition's first message at or after this unix ms (offsets by timestamp), whatever offset the
@@ -195,9 +179,7 @@ export class KafkaSource<T> {
   private readonly consumer: Consumer;
   private producer: Producer | undefined;
   private readonly topics: Map<string, Required<SourceTopic>>;
-  private readonly decode: ((message: SourceMessage) => T) | undefined;
-  private readonly decodeBatch: KafkaSourceOptions<T>['decodeBatch'];
-  private readonly concurrency: number;
+  private readonly decode: KafkaSourceOptions<T>['decode'];
   private readonly apply: KafkaSourceOptions<T>['apply'];
   private readonly deadLetterTopic: string | null;
   private readonly fromBeginning: boolean;
@@ -220,8 +202,6 @@ export class KafkaSource<T> {
   /** Every partition the group ever gave this source, and those it has now (`topic/partition`). */
   private readonly assigned = new Set<string>();
   private owned = new Set<string>();
-  /** The end of the chain of `apply` calls: one at a time. */
-  private applyTail: Promise<unknown> = Promise.resolve();
   /** Set when shutting down: batches finishing now are neither applied nor committed. */
   private closing = false;
   /** Per `topic/partition`: the newest applied offset not yet committed (the next offset to read). */
@@ -231,14 +211,9 @@ export class KafkaSource<T> {
   private commitsWaitForJoin = false;
 
   constructor(options: KafkaSourceOptions<T>) {
-    if ((typeof options.decode !== 'function' && typeof options.decodeBatch !== 'function') || typeof options.apply !== 'function') {
-      throw new WaitgraphError('bad-config', 'KafkaSource: decode (or decodeBatch) and apply are required');
+    if (typeof options.decode !== 'function' || typeof options.apply !== 'function') {
+      throw new WaitgraphError('bad-config', 'KafkaSource: decode and apply are required');
     }
-    const concurrency = options.partitionsConsumedConcurrently ?? 8;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new WaitgraphError('bad-config', `KafkaSource: partitionsConsumedConcurrently must be a whole number >= 1, not ${concurrency}`);
-    }
-    this.concurrency = concurrency;
     const topics = options.topics ?? DEFAULT_SOURCE_TOPICS;
     if (topics.length === 0) throw new WaitgraphError('bad-config', 'KafkaSource: no topics to read');
     this.topics = new Map();
@@ -252,7 +227,6 @@ export class KafkaSource<T> {
       this.topics.set(t.topic, { topic: t.topic, signal: t.signal, encoding });
     }
     this.decode = options.decode;
-    this.decodeBatch = options.decodeBatch;
     this.apply = options.apply;
     this.deadLetterTopic = options.deadLetterTopic === undefined ? DEFAULT_DEAD_LETTER_TOPIC : options.deadLetterTopic;
     this.fromBeginning = options.fromBeginning ?? true;
@@ -315,7 +289,7 @@ export class KafkaSource<T> {
       await this.consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: this.concurrency,
+        partitionsConsumedConcurrently: 1,
         eachBatch: (payload) => this.onBatch(payload),
       });
       if (this.state === 'starting') this.state = 'running';
@@ -446,16 +420,12 @@ export class KafkaSource<T> {
     const live = () => isRunning() && !isStale() && !this.closing && !this.abort.signal.aborted;
     const topic = this.topics.get(batch.topic);
     if (!topic || batch.messages.length === 0) return;
-    const { good, poison } = await this.decodeMessages(topic, batch.partition, batch.messages);
+    const { good, poison } = this.decodeMessages(topic, batch.partition, batch.messages);
     const last = batch.lastOffset();
     const info: BatchInfo = { topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark, lastOffset: last, receivedAtMs };
     const ctl = { signal: this.abort.signal, logger: this.logger, backoff: this.backoff, onWait: heartbeat };
     if (poison.length > 0) await this.deadLetter(poison, ctl);
-    if (good.length > 0) {
-      await this.inTurn(async () => {
-        if (live()) await retrying(`KafkaSource: apply ${batch.topic}/${batch.partition}`, () => this.apply(good, info), ctl);
-      });
-    }
+    if (good.length > 0 && live()) await retrying(`KafkaSource: apply ${batch.topic}/${batch.partition}`, () => this.apply(good, info), ctl);
     // A batch cut short by a rebalance or a shutdown is left uncommitted: its messages are read again.
     if (!live()) return;
     resolveOffset(last);
@@ -464,47 +434,25 @@ export class KafkaSource<T> {
   }
 
   /** The batch's messages, decoded, and the poison among them. */
-  private async decodeMessages(
+  private decodeMessages(
     topic: Required<SourceTopic>,
     partition: number,
     raws: readonly KafkaMessage[],
-  ): Promise<{ good: DecodedMessage<T>[]; poison: { message: SourceMessage; error: WaitgraphError }[] }> {
+  ): { good: DecodedMessage<T>[]; poison: { message: SourceMessage; error: WaitgraphError }[] } {
     const good: DecodedMessage<T>[] = [];
     const poison: { message: SourceMessage; error: WaitgraphError }[] = [];
-    const todo: SourceMessage[] = [];
     for (const raw of raws) {
       const message = toSourceMessage(topic, partition, raw);
-      if (raw.value === null) poison.push({ message, error: new WaitgraphError('bad-input', `${message.name}: the message has no value (a tombstone)`) });
-      else todo.push(message);
-    }
-    if (this.decodeBatch) {
-      const outcomes = todo.length > 0 ? await this.decodeBatch(todo) : [];
-      if (outcomes.length !== todo.length) throw new WaitgraphError('internal', `KafkaSource: decodeBatch gave ${outcomes.length} outcomes for ${todo.length} messages`);
-      for (let i = 0; i < todo.length; i++) {
-        const o = outcomes[i]!;
-        if ('value' in o) good.push({ message: todo[i]!, value: o.value });
-        else if (isPoison(o.error)) poison.push({ message: todo[i]!, error: o.error });
-        else throw o.error;
-      }
-      return { good, poison };
-    }
-    for (const message of todo) {
       try {
-        good.push({ message, value: this.decode!(message) });
+        if (raw.value === null) throw new WaitgraphError('bad-input', `${message.name}: the message has no value (a tombstone)`);
+        good.push({ message, value: this.decode(message) });
       } catch (err) {
         // Only input the decoder rejects is poison; any other exception is a bug, and stops the source.
-        if (!isPoison(err)) throw err;
+        if (!(err instanceof WaitgraphError) || err.code !== 'bad-input') throw err;
         poison.push({ message, error: err });
       }
     }
     return { good, poison };
-  }
-
-  /** Runs `step` after every step queued before it: `apply` is never called concurrently. */
-  private inTurn(step: () => Promise<void>): Promise<void> {
-    const run = this.applyTail.then(step);
-    this.applyTail = run.catch(() => {});
-    return run;
   }
 
   private queueCommit(topic: string, partition: number, offset: string): void {
@@ -602,11 +550,6 @@ export class KafkaSource<T> {
     this.lastPoisonLogAt = now;
     this.poisonUnlogged = 0;
   }
-}
-
-/** Whether a decoder's error makes its message poison (bad input), not a bug. */
-function isPoison(err: unknown): err is WaitgraphError {
-  return err instanceof WaitgraphError && err.code === 'bad-input';
 }
 
 /** kafkajs error types that mean the group moved on (kafkajs rejoins); anything else from a commit is real. */

@@ -5,8 +5,6 @@
 export { RUN_HELP, runCommand } from './command.js';
 export { DEMO_INCIDENT, retimed, runDemo } from './demo.js';
 export { decodeOtlpPayload } from './decode-input.js';
-export { DecodePool } from './decode-pool.js';
-export type { DecodePoolOptions } from './decode-pool.js';
 export { kafkaInput } from './kafka-input.js';
 export type { KafkaInputOptions } from './kafka-input.js';
 export { goneFinding, renderAlertText, toAlert } from './alerts.js';

@@ -1,33 +1,31 @@
 /**
- * The Kafka input of `waitgraph run`: a Kafka source whose messages the decode pool decodes and cuts to what
- * detection reads, and whose batches go to the detection pipeline with their record timestamps (the time
- * a span was observed: for replayed input, long before now). The processor and the Kafka benchmark both
- * build it here, so the benchmark measures the processor's own path.
+ * The Kafka input of `waitgraph run`: a Kafka source whose messages are decoded and cut to what detection
+ * reads (wait-input.ts), and whose batches go to the detection pipeline with their record timestamps (the
+ * time a span was observed: for replayed input, long before now). The processor and the Kafka benchmark
+ * both build it here, so the benchmark measures the processor's own path.
  */
 import { KafkaSource, type AssignedPartition, type KafkaSourceOptions } from '../io/index.js';
-import type { DecodePool } from './decode-pool.js';
 import type { DetectionPipeline } from './pipeline.js';
-import type { WaitInput } from './wait-input.js';
+import type { WaitInput, WaitInputCutter } from './wait-input.js';
 
 /** Options of `kafkaInput`: the source's, but for decoding and applying, which it wires itself. */
-export interface KafkaInputOptions extends Omit<KafkaSourceOptions<WaitInput>, 'decode' | 'decodeBatch' | 'apply'> {
-  /** Decodes and cuts the messages. Required, started. */
-  decoder: DecodePool;
+export interface KafkaInputOptions extends Omit<KafkaSourceOptions<WaitInput>, 'decode' | 'apply'> {
+  /** Decodes and cuts the messages. Required. */
+  cutter: WaitInputCutter;
   /** Takes the batches, and the partitions assigned (before `onAssign` is called). Required. */
   pipeline: DetectionPipeline;
 }
 
-/** A Kafka source feeding the pipeline through the decode pool; not started. */
+/** A Kafka source feeding the pipeline; not started. */
 export function kafkaInput(options: KafkaInputOptions): KafkaSource<WaitInput> {
-  const { decoder, pipeline, onAssign, ...source } = options;
+  const { cutter, pipeline, onAssign, ...source } = options;
   return new KafkaSource<WaitInput>({
     ...source,
     onAssign: (partitions: AssignedPartition[]) => {
       pipeline.assign(partitions);
       onAssign?.(partitions);
     },
-    decodeBatch: (messages) =>
-      decoder.decode(messages.map((m) => ({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }))),
+    decode: (m) => cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
     apply: (messages, info) =>
       pipeline.apply(
         `${info.topic}/${info.partition}`,

@@ -76,11 +76,6 @@ export interface RunOptions {
   proxyServices?: string[];
   /** Most victims listed in a finding (all are counted). Default 100. */
   maxVictims?: number;
-  /**
-   * Worker threads that decode input (Kafka messages, OTLP/HTTP bodies) and cut it to what detection reads,
-   * so the event loop is left to Kafka and the engine; 0 decodes on the event loop (one core). Default 1.
-   */
-  decodeThreads?: number;
   /** How often stale spans are expired and detection runs, besides after every batch. Default `250ms`. */
   detectInterval?: Duration;
   /** A wait or hold whose span has had no fresh snapshot for this long is not trusted. Default `10s`. */
@@ -126,7 +121,6 @@ export interface ResolvedRunOptions {
   jaegerUrl: string;
   proxyServices: string[];
   maxVictims: number;
-  decodeThreads: number;
   detectIntervalMs: number;
   staleAfterMs: number;
   historyMs: number;
@@ -184,7 +178,6 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'jaegerUrl', flag: 'jaeger-url', kind: 'string', arg: '<url>', shown: 'http://localhost:16686', help: 'base URL of the Jaeger UI for links' },
   { key: 'proxyServices', flag: 'proxy-service', kind: 'list', arg: '<name>', shown: 'none', help: "treat this service's spans as proxy hops (repeatable)" },
   { key: 'maxVictims', flag: 'max-victims', kind: 'int', min: 0, arg: '<n>', shown: '100', help: 'victims listed per finding; all are counted' },
-  { key: 'decodeThreads', flag: 'decode-threads', kind: 'int', min: 0, max: 64, arg: '<n>', shown: '1', help: 'worker threads decoding input (0: on the event loop)' },
   { key: 'detectInterval', flag: 'detect-interval', kind: 'duration', min: 10, arg: '<dur>', shown: '250ms', help: 'expire stale spans and detect this often' },
   { key: 'staleAfter', flag: 'stale-after', kind: 'duration', min: 100, arg: '<dur>', shown: '10s', help: 'distrust a span with no fresh snapshot for this long' },
   { key: 'history', flag: 'history', kind: 'duration', min: 100, arg: '<dur>', shown: '10m', help: 'forget spans that ended longer ago than this' },
@@ -215,7 +208,6 @@ const DEFAULTS: Omit<ResolvedRunOptions, 'instanceId'> = {
   jaegerUrl: 'http://localhost:16686',
   proxyServices: [],
   maxVictims: 100,
-  decodeThreads: 1,
   detectIntervalMs: 250,
   staleAfterMs: 10_000,
   historyMs: 10 * 60_000,
@@ -403,7 +395,6 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
     jaegerUrl,
     proxyServices: merged.proxyServices ?? DEFAULTS.proxyServices,
     maxVictims: merged.maxVictims ?? DEFAULTS.maxVictims,
-    decodeThreads: merged.decodeThreads ?? DEFAULTS.decodeThreads,
     detectIntervalMs,
     staleAfterMs,
     historyMs,

@@ -23,7 +23,6 @@ import {
   type SourceStatus,
 } from '../io/index.js';
 import { readAlertTopic, ensureAlertTopic } from './alert-topic.js';
-import { DecodePool } from './decode-pool.js';
 import { AlertLedger, readAlertFile } from './ledger.js';
 import type { RunLogger } from './logger.js';
 import type { ResolvedRunOptions } from './options.js';
@@ -32,7 +31,7 @@ import { HTTP_LANE } from './replay.js';
 import { FileAlertSink, KafkaTopicAlertSink, StdoutAlertSink, type AlertSink } from './sinks.js';
 import { WAITGRAPH_VERSION } from './version.js';
 import { kafkaInput } from './kafka-input.js';
-import type { WaitInput } from './wait-input.js';
+import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
 /** Where the processor listens, once started. */
 export interface ProcessorAddress {
@@ -63,7 +62,7 @@ export class WaitgraphProcessor {
   private readonly receiver: OtlpHttpReceiver;
   private readonly kafka: Kafka | undefined;
   private source: KafkaSource<WaitInput> | undefined;
-  private readonly decoder: DecodePool;
+  private readonly cutter: WaitInputCutter;
   private pipeline: DetectionPipeline | undefined;
   private sinks: AlertSink[] = [];
   private phase: ProcessorPhase = 'new';
@@ -90,7 +89,7 @@ export class WaitgraphProcessor {
       // Input is taken as soon as the pipeline exists: during warm-up too, while /healthz still says 503.
       accepting: () => this.pipeline !== undefined && (this.phase === 'warming-up' || this.phase === 'running'),
     });
-    this.decoder = new DecodePool({ threads: options.decodeThreads, filter: { proxyServices: options.proxyServices } });
+    this.cutter = new WaitInputCutter({ proxyServices: options.proxyServices });
     if (options.kafkaBrokers.length > 0) {
       this.kafka = kafkaClient({ brokers: options.kafkaBrokers, clientId: `waitgraph-${options.instanceId}`, logger: this.logger });
     }
@@ -131,7 +130,6 @@ export class WaitgraphProcessor {
     const o = this.options;
     try {
       const address = await this.receiver.start();
-      await this.decoder.start();
       const startedAtMs = Date.now();
       const ledger = await this.readLedger();
       this.sinks = this.makeSinks();
@@ -191,7 +189,6 @@ export class WaitgraphProcessor {
     const work = (async () => {
       await this.receiver.shutdown(grace);
       await this.source?.shutdown(grace);
-      await this.decoder.shutdown();
       await this.pipeline?.flush().catch((err: unknown) => this.logger.error('pending alerts not sent', { error: String(err) }));
       await Promise.allSettled(this.sinks.map((s) => s.shutdown(grace)));
     })();
@@ -264,7 +261,7 @@ export class WaitgraphProcessor {
       // With no replay window, a new group starts at the end: old spans are not news.
       fromBeginning: false,
       startAtTimestampMs: o.replayWindowMs > 0 ? startedAtMs - o.replayWindowMs : undefined,
-      decoder: this.decoder,
+      cutter: this.cutter,
       pipeline,
       onAssign: (partitions) => {
         if (partitions.length > 0) {
@@ -278,11 +275,9 @@ export class WaitgraphProcessor {
     this.source.stopped().catch((err: unknown) => void this.shutdown('the Kafka source failed', err));
   }
 
-  private async takeHttp(signal: 'traces' | 'logs', body: Uint8Array, contentType: 'json' | 'proto'): Promise<void> {
+  private takeHttp(signal: 'traces' | 'logs', body: Uint8Array, contentType: 'json' | 'proto'): Promise<void> {
     const receivedAtMs = Date.now();
-    const [outcome] = await this.decoder.decode([{ signal, encoding: contentType, bytes: body, name: `POST /v1/${signal}` }]);
-    if ('error' in outcome!) throw outcome.error;
-    const input = outcome!.value;
+    const input = this.cutter.cut({ signal, encoding: contentType, bytes: body, name: `POST /v1/${signal}` });
     return this.pipeline!.apply(HTTP_LANE, [{ batch: input.batch, observedAtMs: receivedAtMs, held: input }], receivedAtMs);
   }
 

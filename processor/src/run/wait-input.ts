@@ -4,9 +4,11 @@
  * scale-out roles (`WaitRecordBuilder`: `selectWaitSpans`, then only the fields the engine reads, as wait
  * records), turned back into the records the engine takes without the round trip through JSON. Every recorded incident gives the same findings this way as from its whole
  * spans (test/scale/wait-records.test.ts); on a typical workload half the spans and most of their
- * attributes go, which the engine then never has to take in, and a worker thread never has to hand over.
+ * attributes go, which the engine then never has to take in.
  *
- * Pure: no I/O. The decode pool runs it on a worker thread, or on the event loop with `--decode-threads 0`.
+ * Pure: no I/O. It runs on the event loop: a worker thread that decoded and cut, handing the records over by
+ * structured clone, was measured no faster on the 2-core benchmark machine (the hand-over and a second heap
+ * cost the CPU the thread freed) and added latency (docs/processor.md, Throughput and latency).
  */
 import type { WaitRecordBatch } from '../../../schemas/index.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
