@@ -105,6 +105,32 @@ describe('Kafka source', () => {
     expect(lag.every((l) => l.endsWith(' 0'))).toBe(true);
   });
 
+  it('commits applied offsets only once beforeCommit resolves, without holding the next batches back', async () => {
+    const topic = uniqueTopic('otlp_spans');
+    await broker.createTopic(topic);
+    await producer.send({ topic, messages: [{ value: Buffer.from(tracesProto(await makeSpans(1, 'first'))) }] });
+    const groupId = uniqueTopic('group');
+    const applied: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((ok) => (release = ok));
+    const source = startSource<DecodedBatch>({
+      topics: [{ topic, signal: 'traces' }],
+      groupId,
+      decode: decodeMessage,
+      apply: async (messages) => void applied.push(...messages.map((m) => m.value.spans[0]!.resource['service.name'] as string)),
+      beforeCommit: () => gate,
+    });
+    await source.start();
+    await waitFor('the first batch applied', () => applied.length === 1);
+    // The next batch is applied while the first one's commit waits.
+    await producer.send({ topic, messages: [{ value: Buffer.from(tracesProto(await makeSpans(1, 'second'))) }] });
+    await waitFor('the second batch applied', () => applied.length === 2);
+    expect((await committedOffsets(kafka, groupId, topic))[0]).toBe('-1');
+    release();
+    await waitFor('both committed', async () => (await committedOffsets(kafka, groupId, topic))[0] === '2');
+    expect(applied).toEqual(['first', 'second']);
+  });
+
   it('reads otlp_json traces and otlp_proto logs from their own topics', async () => {
     const spansTopic = uniqueTopic('otlp_spans');
     const logsTopic = uniqueTopic('otlp_logs');

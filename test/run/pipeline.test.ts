@@ -3,9 +3,10 @@
  * and a sink that keeps what it is given. What was announced before a restart is an alert ledger built by
  * an earlier pipeline, as the processor rebuilds it from the alert topic or file.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Alert } from '../../schemas/index.js';
 import { decodeOtlpJson } from '../../processor/src/decode/index.js';
+import { Detector } from '../../processor/src/engine/index.js';
 import { ProcessorMetrics } from '../../processor/src/io/index.js';
 import { AlertLedger } from '../../processor/src/run/ledger.js';
 import { createLogger } from '../../processor/src/run/logger.js';
@@ -63,6 +64,29 @@ describe('detection pipeline', () => {
     await p.tick();
     expect(sink.alerts.map((a) => a.change)).toEqual(['opened', 'resolved']);
     expect(sink.alerts[1]!.finding.brokenBy?.event).toBe('lock.timeout');
+  });
+
+  it('takes the batches of one turn of the event loop in, detects once on all of them, and settles when the alert is out', async () => {
+    const clock = { now: T0 };
+    const { p, sink } = pipeline(new AlertLedger(), { clock });
+    await p.tick();
+    const detect = vi.spyOn(Detector.prototype, 'detect');
+    try {
+      // The deadlock's spans in two batches of two partitions, as one fetch brings them.
+      const half = Math.ceil(ab.length / 2);
+      await p.take('spans/0', [{ batch: batch(ab.slice(0, half)), observedAtMs: clock.now }], clock.now - 5, '10');
+      await p.take('spans/1', [{ batch: batch(ab.slice(half)), observedAtMs: clock.now }], clock.now - 2, '20');
+      expect(sink.alerts).toEqual([]);
+      await p.settled();
+      expect(detect).toHaveBeenCalledTimes(1);
+      expect(sink.alerts.map((a) => a.change)).toEqual(['opened']);
+      // Latency from the first batch of the pass: the pass may have waited for the later ones.
+      expect(sink.alerts[0]!.detectionLatencyMs).toBe(5);
+      await p.settled();
+      expect(detect).toHaveBeenCalledTimes(1);
+    } finally {
+      detect.mockRestore();
+    }
   });
 
   it('after a restart: silent for the deadlock still there, resolves the one gone, opens the one that formed meanwhile', async () => {

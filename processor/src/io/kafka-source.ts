@@ -134,6 +134,11 @@ export interface KafkaSourceOptions<T> extends KafkaClientOptions {
   decode: (message: SourceMessage) => T;
   /** Applies a batch's decoded messages; offsets are committed after it resolves. Required. */
   apply: (messages: DecodedMessage<T>[], batch: BatchInfo) => Promise<void>;
+  /**
+   * Awaited before each commit of applied offsets: for work `apply` left running that must be done first
+   * (alerts of the applied events out). A rejection is a bug: the source stops. Default none.
+   */
+  beforeCommit?: () => Promise<void>;
   /** Topics to read. Default `DEFAULT_SOURCE_TOPICS`. */
   topics?: readonly SourceTopic[];
   /** Consumer group. Default `waitgraph`. */
@@ -181,6 +186,7 @@ export class KafkaSource<T> {
   private readonly topics: Map<string, Required<SourceTopic>>;
   private readonly decode: KafkaSourceOptions<T>['decode'];
   private readonly apply: KafkaSourceOptions<T>['apply'];
+  private readonly beforeCommit: KafkaSourceOptions<T>['beforeCommit'];
   private readonly deadLetterTopic: string | null;
   private readonly fromBeginning: boolean;
   private readonly metrics: ProcessorMetrics | undefined;
@@ -228,6 +234,7 @@ export class KafkaSource<T> {
     }
     this.decode = options.decode;
     this.apply = options.apply;
+    this.beforeCommit = options.beforeCommit;
     this.deadLetterTopic = options.deadLetterTopic === undefined ? DEFAULT_DEAD_LETTER_TOPIC : options.deadLetterTopic;
     this.fromBeginning = options.fromBeginning ?? true;
     this.metrics = options.metrics;
@@ -480,6 +487,7 @@ export class KafkaSource<T> {
       const offsets = [...this.pendingCommits.values()];
       this.pendingCommits.clear();
       try {
+        await this.beforeCommit?.();
         // Only partitions still owned: a commit for one that moved would overwrite its new owner's.
         await retrying('KafkaSource: commit', () => this.consumer.commitOffsets(offsets.filter((o) => this.owned.has(`${o.topic}/${o.partition}`))), ctl);
       } catch (err) {

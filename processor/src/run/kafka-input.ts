@@ -9,7 +9,7 @@ import type { DetectionPipeline } from './pipeline.js';
 import type { WaitInput, WaitInputCutter } from './wait-input.js';
 
 /** Options of `kafkaInput`: the source's, but for decoding and applying, which it wires itself. */
-export interface KafkaInputOptions extends Omit<KafkaSourceOptions<WaitInput>, 'decode' | 'apply'> {
+export interface KafkaInputOptions extends Omit<KafkaSourceOptions<WaitInput>, 'decode' | 'apply' | 'beforeCommit'> {
   /** Decodes and cuts the messages. Required. */
   cutter: WaitInputCutter;
   /** Takes the batches, and the partitions assigned (before `onAssign` is called). Required. */
@@ -26,8 +26,10 @@ export function kafkaInput(options: KafkaInputOptions): KafkaSource<WaitInput> {
       onAssign?.(partitions);
     },
     decode: (m) => cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
+    // Taken in now, detected on with the fetch's other batches; committed once their alerts are out.
+    beforeCommit: () => pipeline.settled(),
     apply: (messages, info) =>
-      pipeline.apply(
+      pipeline.take(
         `${info.topic}/${info.partition}`,
         messages.map(({ message, value }) => ({ batch: value.batch, observedAtMs: message.timestampMs, held: value })),
         info.receivedAtMs,

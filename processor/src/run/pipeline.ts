@@ -10,8 +10,11 @@
  *   every live emitter has sent a fresh snapshot). Then the pipeline compares what it found with what was
  *   announced (the alert ledger): still found and open, silence; found and not announced, `opened`;
  *   announced open and gone, `resolved`.
- * - Running: after each batch, and on each timer tick (stale spans expired first), detection runs and each
- *   change the ledger has not seen goes out to the sinks, in order.
+ * - Running: after the input of each turn of the event loop (every batch of one Kafka fetch, or one
+ *   OTLP/HTTP request), and on each timer tick (stale spans expired first), detection runs and each change
+ *   the ledger has not seen goes out to the sinks, in order. One pass for a fetch's batches, not one per
+ *   batch: a pass costs more than the spans it takes in (it looks again at what they touch), and the
+ *   batches of one fetch arrive together anyway.
  *
  * Alerts that a sink failed to take stay in an outbox and are sent again on the next step.
  */
@@ -85,6 +88,10 @@ export class DetectionPipeline {
   private readonly lagging = new Set<string>();
   private kafkaClockMs = -Infinity;
   private warmUpListeners: (() => void)[] = [];
+  /** The detection pass due for input taken since the last one; its failure, which stops the pipeline. */
+  private detection: Promise<void> | undefined;
+  private pendingSinceMs: number | undefined;
+  private failure: unknown;
   /** Counts since the start. */
   readonly counts: PipelineCounts = { batches: 0, spans: 0, waitEvents: 0, alerts: { opened: 0, resolved: 0, potential: 0 }, suppressed: 0 };
 
@@ -132,8 +139,18 @@ export class DetectionPipeline {
    * @param lastOffset for Kafka input, the batch's last offset
    * @param behind for Kafka input, whether the partition has more records after this batch
    */
-  apply(lane: string, items: readonly TimedBatch[], receivedAtMs: number, lastOffset?: string, behind = false): Promise<void> {
+  async apply(lane: string, items: readonly TimedBatch[], receivedAtMs: number, lastOffset?: string, behind = false): Promise<void> {
+    await this.take(lane, items, receivedAtMs, lastOffset, behind);
+    await this.settled();
+  }
+
+  /**
+   * Like `apply`, but resolves once the input is in the graph: detection runs once for all input taken in
+   * the same turn of the event loop, and `settled()` says when its alerts are out.
+   */
+  take(lane: string, items: readonly TimedBatch[], receivedAtMs: number, lastOffset?: string, behind = false): Promise<void> {
     return this.serial(async () => {
+      if (this.failure !== undefined) throw this.failure;
       this.count(items);
       if (lastOffset !== undefined) {
         if (behind) this.lagging.add(lane);
@@ -148,13 +165,39 @@ export class DetectionPipeline {
         return;
       }
       this.feed(items);
-      await this.publish(this.detector.detect(), receivedAtMs);
+      if (this.pendingSinceMs === undefined || receivedAtMs < this.pendingSinceMs) this.pendingSinceMs = receivedAtMs;
+      if (!this.detection) {
+        this.detection = this.detectSoon();
+        this.detection.catch((err: unknown) => (this.failure ??= err));
+      }
+    });
+  }
+
+  /**
+   * Resolves when every input taken so far has been through detection and its alerts are out (rejects if
+   * detection failed).
+   */
+  settled(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    // A pass still due covers all input taken; else the step in progress, maybe a pass, is the last one.
+    return this.detection ?? this.serial(async () => {});
+  }
+
+  /** A detection pass once the event loop has taken in what this turn brings (a fetch's other batches). */
+  private async detectSoon(): Promise<void> {
+    await new Promise<void>((ok) => setImmediate(ok));
+    return this.serial(async () => {
+      this.detection = undefined;
+      const since = this.pendingSinceMs;
+      this.pendingSinceMs = undefined;
+      await this.publish(this.detector.detect(), since);
     });
   }
 
   /** The timer: expires stale spans and detects (or, warming up, checks whether warm-up can end). */
   tick(): Promise<void> {
     return this.serial(async () => {
+      if (this.failure !== undefined) throw this.failure;
       if (this.warming) {
         for (const lane of this.replay.markStalled(this.now())) {
           this.options.logger.warn('replay: a partition made no progress; taken as caught up', { partition: lane });
@@ -180,8 +223,9 @@ export class DetectionPipeline {
     return this.lagging.size > 0 ? Math.min(now, this.kafkaClockMs) : now;
   }
 
-  /** Sends what is still in the outbox. */
-  flush(): Promise<void> {
+  /** Detects on what was taken in, and sends what is still in the outbox. */
+  async flush(): Promise<void> {
+    await this.settled();
     return this.serial(() => this.send([]));
   }
 
