@@ -86,6 +86,27 @@ describe('Detector.forget', () => {
     expect(d.stats()).toMatchObject({ spans: 0, tasks: 0, openHolds: 0 });
   });
 
+  it('keeps a span long ended whose release ended a hold taken in a span still open, so the lock is not taken to be held again', () => {
+    const d = new Detector();
+    // Thread 1's request span, open for an hour, took L itself; a child span released it and ended.
+    const req = span({ service: 'a', name: 'stream', start: 0, attrs: { 'thread.id': 1 }, events: [[1, 'lock.acquire', lock('L')]] });
+    const free = span({ service: 'a', name: 'flush', parent: req, start: 5, end: 7, attrs: { 'thread.id': 1 }, events: [[6, 'lock.release', lock('L')]] });
+    d.addSpans([req, free], at(8));
+    d.detect();
+    for (let m = 1; m <= 60; m++) {
+      d.addSpans([req], at(m * MIN)); // the open span keeps being snapshotted
+      d.expire(at(m * MIN), 10_000 * 1e6);
+      d.forget(at(m * MIN - 5 * MIN));
+    }
+    expect(d.stats()).toMatchObject({ spans: 2, openHolds: 0 });
+    // An hour on, task 2 holds M and waits for L (free), and thread 1 waits for M: no deadlock.
+    const t = 60 * MIN + 100;
+    const t2 = span({ service: 'b', name: 't2', start: t, attrs: { 'task.id': 't2' }, events: [[t, 'lock.acquire', lock('M')], [t + 1, 'lock.wait', lock('L')]] });
+    const w1 = span({ service: 'a', name: 'w1', parent: req, start: t, attrs: { 'thread.id': 1 }, events: [[t + 2, 'lock.wait', lock('M')]] });
+    d.addSpans([req, t2, w1], at(t + 3));
+    expect(d.detect()).toEqual([]);
+  });
+
   it('keeps a retry attempt that ended while its parent is open, so the parent is not taken to wait for an older one', () => {
     // The caller holds P and waits on its call; the first attempt's server is still stuck waiting for P,
     // but the caller has moved on to a second attempt, which finished: no deadlock, now or after forgetting.

@@ -182,6 +182,12 @@ export class WaitIv extends Interval {
     return by === undefined ? undefined : by instanceof SpanNode ? 'span.end' : by.name;
   }
 
+  /** The span whose event (or end) ended the wait; undefined while it is open. */
+  get endedIn(): SpanNode | undefined {
+    const by = this.endedWith;
+    return by === undefined ? undefined : by instanceof SpanNode ? by : by.span;
+  }
+
   /** Ends the wait with an event of its task, or with the end of its span. */
   endWith(by: WaitEvent | SpanNode): void {
     this.endedWith = by;

@@ -212,13 +212,16 @@ export class GraphStore {
       for (let h = t.holds; h !== undefined; h = h.next) inView(h);
       for (const i of t.issues) inView(i);
     }
-    let forgotten = 0;
-    const emptied = new Set<TaskNode>();
     for (const s of due) {
       if (!kept.has(s) && s.attempt >= 0) {
         const parent = this.parentOf(s);
         if (parent !== undefined && (parent.end === OPEN || parent.end >= cutoff)) kept.add(s);
       }
+    }
+    this.keepClosers(due, withEvents, kept, tasks);
+    let forgotten = 0;
+    const emptied = new Set<TaskNode>();
+    for (const s of due) {
       if (kept.has(s)) {
         s.retiring = false;
         this.retire(s, cutoff); // behind every span logged before now: looked at again after them
@@ -244,6 +247,45 @@ export class GraphStore {
       touched.eased.delete(t);
     }
     return forgotten;
+  }
+
+  /**
+   * Adds to `kept` the due spans whose events ended an interval that began in a span that stays (a lock
+   * taken in a long-running span and released in a child span that ended long ago): without the release
+   * the hold would be taken to be held again. Until nothing changes, since a kept span keeps the intervals
+   * that began in it.
+   */
+  private keepClosers(due: SpanNode[], withEvents: Set<SpanNode>, kept: Set<SpanNode>, tasks: Set<TaskNode>): void {
+    // Releases, check-ins and readies of the due spans, by task: holds and issues keep only their end time.
+    const closers = new Map<TaskNode, WaitEvent[]>();
+    for (const s of due) {
+      for (let e = s.events; e !== undefined; e = e.next) {
+        const n = e.kind.name;
+        if (n !== EVENT.LOCK_RELEASE && n !== EVENT.POOL_CHECKIN && n !== EVENT.CERT_READY) continue;
+        const list = closers.get(e.task);
+        if (list === undefined) closers.set(e.task, [e]);
+        else list.push(e);
+      }
+    }
+    const goes = (s: SpanNode) => withEvents.has(s) && !kept.has(s);
+    const closedBy = (t: TaskNode, res: string, end: number): SpanNode | undefined => {
+      for (const e of closers.get(t) ?? EMPTY) if (e.id === res && e.time === end) return e.span;
+      return undefined;
+    };
+    for (let changed = true; changed; ) {
+      changed = false;
+      const keep = (closer: SpanNode | undefined, origin: SpanNode) => {
+        if (closer !== undefined && closer !== origin && goes(closer) && !goes(origin)) {
+          kept.add(closer);
+          changed = true;
+        }
+      };
+      for (const t of tasks) {
+        for (let w = t.waits; w !== undefined; w = w.next) keep(w.endedIn, w.span);
+        for (let h = t.holds; h !== undefined; h = h.next) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
+        for (const i of t.issues) if (i.end !== OPEN) keep(closedBy(t, i.cert, i.end), i.span);
+      }
+    }
   }
 
   /** Keeps the lock-order edge of a span being forgotten: two per pair, of different tasks. */
