@@ -289,7 +289,12 @@ export class Detector {
   private refresh(fp: string, core: Core): void {
     const entry = this.active.get(fp)!;
     const same = entry.tasks.length === core.tasks.length && entry.tasks.every((t, i) => t === core.tasks[i]);
-    if (same) return;
+    if (same) {
+      // Tasks that came to wait behind it since are its victims too (nothing is announced for them).
+      const victims = victimsOf(this.store, core, NOW);
+      const listed = entry.finding.victims;
+      if (listed !== undefined && listed.count === victims.length) return;
+    }
     // Still the same incident: its fingerprint and the time it formed stay.
     const f = this.build(core);
     f.fingerprint = fp;

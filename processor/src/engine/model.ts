@@ -365,6 +365,11 @@ export class TaskNode {
   private extras: TaskExtras | undefined = undefined;
   /** How many of its spans are open: with none, it waits for no child span in the present. */
   openSpans = 0;
+  /**
+   * The latest time its derivation took in (its last event, or a span end that ended a wait); -1 before
+   * the first. New events after it can be derived onto what there is (see `GraphStore.append`).
+   */
+  frontier = -1;
 
   constructor(
     readonly inst: Instance,

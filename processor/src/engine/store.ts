@@ -91,6 +91,16 @@ interface ServiceInstances {
 // Scratch space of `derive`, reused from call to call (derive does not re-enter itself): a task's events
 // and the intervals being built, so that deriving allocates only what it keeps.
 const evScratch: WaitEvent[] = [];
+
+/** What a derivation builds: the intervals, in the order their opening events came. */
+interface Derivation {
+  waits: WaitIv[];
+  holds: HoldIv[];
+  issues: IssueIv[] | undefined;
+  orders: OrderEdge[] | undefined;
+  orphans: OrphanRelease[] | undefined;
+  readies: Ready[] | undefined;
+}
 const waitScratch: WaitIv[] = [];
 const holdScratch: HoldIv[] = [];
 
@@ -128,6 +138,10 @@ export class GraphStore {
 
   /** Tasks whose events changed since the last `flush()`. */
   private readonly dirty = new Set<TaskNode>();
+  /** Of those, the ones whose change needs a full derivation (anything but new events of new spans). */
+  private readonly rebuild = new Set<TaskNode>();
+  /** Of the others, their new events (see `append`). */
+  private readonly appended = new Map<TaskNode, WaitEvent[]>();
 
   /** Spans to forget once they are older than the history (see `forget`): ended ones, and stale ones. */
   private readonly retirements = new SpanLog();
@@ -396,7 +410,7 @@ export class GraphStore {
     if (tail === undefined) span.events = node;
     else tail.next = node;
     node.task.attach(span);
-    this.markDirty(node.task, touched);
+    this.markAppend(node, touched);
     return span;
   }
 
@@ -515,8 +529,12 @@ export class GraphStore {
     this.spans.set(span);
     span.task.attachNew(span);
     for (let e = span.events; e !== undefined; e = e.next) e.task.attachNew(span);
-    if (span.events !== undefined || old?.events !== undefined) {
-      for (const t of tasksOf(span, old ? affected : [])) this.markDirty(t, touched);
+    if (old === undefined && span.events !== undefined) {
+      // A new span: its events are new to their tasks.
+      for (let e: WaitEvent | undefined = span.events; e !== undefined; e = e.next) this.markAppend(e, touched);
+      touched.tasks.add(span.task);
+    } else if (span.events !== undefined || old?.events !== undefined) {
+      for (const t of tasksOf(span, affected)) this.markDirty(t, touched);
     } else {
       // No wait events, now or before: nothing to derive (most spans); an open one is still a hop that
       // others may wait through, so detection looks at it.
@@ -536,155 +554,29 @@ export class GraphStore {
     }
   }
 
-  /** Re-derives a task's intervals from the events of its spans. */
+  /**
+   * Re-derives a task's intervals from the events of its spans: all of them, sorted by time. The append
+   * path (`append`) takes the common case of a live stream without it.
+   */
   derive(task: TaskNode, touched: Touched): void {
     this.unindex(task);
     touched.tasks.add(task);
     const evs = evScratch;
-    const waits = waitScratch;
-    const holds = holdScratch;
-    evs.length = waits.length = holds.length = 0;
+    const st = this.build(waitScratch, holdScratch);
+    evs.length = 0;
     for (let i = 0, n = task.spanCount; i < n; i++) {
       const s = task.spanAt(i);
       if (s.stale) continue;
       for (let e = s.events; e !== undefined; e = e.next) if (e.task === task) evs.push(e);
     }
     sortEvents(evs);
-
-    let issues: IssueIv[] | undefined;
-    let orders: OrderEdge[] | undefined;
-    let orphans: OrphanRelease[] | undefined;
-    let readies: Ready[] | undefined;
-    for (const e of evs) {
-      const k = e.kind;
-      switch (k.name) {
-        case EVENT.LOCK_WAIT: {
-          const id = e.id;
-          if (id === undefined || openWait(waits, 'lock', id)) break;
-          waits.push(new WaitIv(e));
-          break;
-        }
-        case EVENT.LOCK_ACQUIRE: {
-          const id = e.id;
-          if (id === undefined) break;
-          const w = openWait(waits, 'lock', id);
-          w?.endWith(e);
-          const mode = k.mode;
-          // Lock-order edges come from acquisitions: a wait that closes a cycle is a deadlock, reported
-          // as one, and a wait that ends in an acquire records its edge then.
-          orders = recordOrder(task, holds, orders, e, id, mode);
-          const h = openHold(holds, 'lock', id);
-          if (h) {
-            // A re-entrant acquire, or an upgrade from shared: one hold, in the stronger mode.
-            if (mode === 'exclusive') h.mode = 'exclusive';
-            break;
-          }
-          holds.push(new HoldIv(e, k.lockKind === undefined && w?.lockKind !== undefined ? w : undefined));
-          break;
-        }
-        case EVENT.LOCK_RELEASE: {
-          const id = e.id;
-          if (id === undefined) break;
-          const h = openHold(holds, 'lock', id);
-          if (h) h.end = e.time;
-          else (orphans ??= []).push({ lock: id, time: e.time });
-          break;
-        }
-        case EVENT.LOCK_TIMEOUT: {
-          const id = e.id;
-          const w = id === undefined ? undefined : openWait(waits, 'lock', id);
-          w?.endWith(e);
-          break;
-        }
-        case EVENT.POOL_WAIT: {
-          const id = e.id;
-          if (id === undefined || openWait(waits, 'pool', id)) break;
-          waits.push(new WaitIv(e));
-          break;
-        }
-        case EVENT.POOL_CHECKOUT: {
-          const id = e.id;
-          if (id === undefined) break;
-          const w = openWait(waits, 'pool', id);
-          w?.endWith(e);
-          holds.push(new HoldIv(e, k.size === 0 && w !== undefined && w.size !== 0 ? w : undefined));
-          break;
-        }
-        case EVENT.POOL_CHECKIN: {
-          const id = e.id;
-          if (id === undefined) break;
-          for (let i = holds.length - 1; i >= 0; i--) {
-            const h = holds[i];
-            if (h.end === OPEN && h.kind === 'pool' && h.res === id) {
-              h.end = e.time;
-              break;
-            }
-          }
-          break;
-        }
-        case EVENT.POOL_TIMEOUT: {
-          const id = e.id;
-          const w = id === undefined ? undefined : openWait(waits, 'pool', id);
-          w?.endWith(e);
-          break;
-        }
-        case EVENT.RPC_WAIT: {
-          if (openRpcWait(waits, e.span)) break;
-          waits.push(new WaitIv(e));
-          break;
-        }
-        case EVENT.RPC_DONE:
-        case EVENT.RPC_TIMEOUT: {
-          const w = openRpcWait(waits, e.span);
-          w?.endWith(e);
-          break;
-        }
-        case EVENT.CERT_WAIT: {
-          const id = e.id;
-          if (id === undefined || openWait(waits, 'cert', id)) break;
-          waits.push(new WaitIv(e));
-          break;
-        }
-        case EVENT.CERT_ISSUE: {
-          const id = e.id;
-          if (id === undefined || issues?.some((i) => i.end === OPEN && i.cert === id)) break;
-          (issues ??= []).push(new IssueIv(e));
-          break;
-        }
-        case EVENT.CERT_READY: {
-          const id = e.id;
-          if (id === undefined) break;
-          (readies ??= []).push({ cert: id, time: e.time });
-          if (issues) for (const i of issues) if (i.end === OPEN && i.cert === id) i.end = e.time;
-          const w = openWait(waits, 'cert', id);
-          w?.endWith(e);
-          break;
-        }
-        case EVENT.CERT_TIMEOUT: {
-          const id = e.id;
-          const w = id === undefined ? undefined : openWait(waits, 'cert', id);
-          w?.endWith(e);
-          break;
-        }
-        case EVENT.TASK_WAIT: {
-          if (k.on === undefined || openWait(waits, 'task', '')) break;
-          waits.push(new WaitIv(e));
-          break;
-        }
-        case EVENT.TASK_RESUME:
-        case EVENT.TASK_TIMEOUT: {
-          const w = openWait(waits, 'task', '');
-          w?.endWith(e);
-          break;
-        }
-      }
-    }
+    this.apply(task, evs, st);
+    const waits = st.waits;
+    const holds = st.holds;
+    let frontier = evs.length > 0 ? evs[evs.length - 1].time : -1;
     // The end of a span ends the waits recorded on it; a span-task's open holds pass to its nearest open
     // ancestor in the same service instance.
-    for (const w of waits) {
-      const spanEnd = w.span.end;
-      if (w.end === OPEN && spanEnd !== OPEN && spanEnd >= w.start) w.endWith(w.span);
-    }
+    for (const w of waits) frontier = endWithSpan(w, frontier);
     if (task.spanTask) {
       for (const h of holds) {
         if (h.end === OPEN && h.span.end !== OPEN && h.span.task === task) {
@@ -694,13 +586,209 @@ export class GraphStore {
     }
     task.waits = linked(waits);
     task.holds = linked(holds);
-    task.issues = issues ?? EMPTY;
-    task.orders = orders ?? EMPTY;
-    task.orphanReleases = orphans ?? EMPTY;
-    task.readies = readies;
+    task.issues = st.issues ?? EMPTY;
+    task.orders = st.orders ?? EMPTY;
+    task.orphanReleases = st.orphans ?? EMPTY;
+    task.readies = st.readies;
+    task.frontier = frontier;
     evs.length = waits.length = holds.length = 0; // not to keep what they held alive
     this.index(task, touched);
   }
+
+  /**
+   * Derives the events `evs` of new spans of a task onto what it had: the same intervals a full
+   * derivation gives, when every new event comes after every event derived before (and after every span
+   * end that ended a wait), which is how a live stream mostly arrives. Only the new intervals are indexed,
+   * so the cost is that of the new events, not of the task's history. `evs` is sorted.
+   */
+  private append(task: TaskNode, evs: WaitEvent[], touched: Touched): void {
+    touched.tasks.add(task);
+    // The open intervals, as the full derivation's arrays would hold them at this point (it looks only at
+    // open ones), and the tails to link new intervals to.
+    const st = this.build(waitScratch, holdScratch);
+    let waitTail: WaitIv | undefined;
+    let holdTail: HoldIv | undefined;
+    for (let w = task.waits; w !== undefined; w = w.next) {
+      if (w.end === OPEN) st.waits.push(w);
+      waitTail = w;
+    }
+    for (let h = task.holds; h !== undefined; h = h.next) {
+      if (h.end === OPEN) st.holds.push(h);
+      holdTail = h;
+    }
+    const oldWaits = st.waits.length;
+    const oldHolds = st.holds.length;
+    const oldIssues = task.issues.length;
+    const oldOrders = task.orders.length;
+    const oldReadies = task.readies?.length ?? 0;
+    if (oldIssues) st.issues = [...task.issues];
+    if (oldOrders) st.orders = [...task.orders];
+    if (task.orphanReleases.length) st.orphans = [...task.orphanReleases];
+    if (task.readies) st.readies = [...task.readies];
+    this.apply(task, evs, st);
+    let frontier = Math.max(task.frontier, evs[evs.length - 1].time);
+    for (const w of st.waits) frontier = endWithSpan(w, frontier);
+    // Link and index what is new; a wait that was open and now timed out is a seed as a new one is.
+    for (let i = 0; i < oldWaits; i++) if (isTimeout(st.waits[i])) touched.timeouts.push(st.waits[i]);
+    for (let i = oldWaits; i < st.waits.length; i++) {
+      const w = st.waits[i];
+      if (waitTail === undefined) task.waits = w;
+      else waitTail.next = w;
+      waitTail = w;
+      this.indexWait(w, touched);
+    }
+    for (let i = oldHolds; i < st.holds.length; i++) {
+      const h = st.holds[i];
+      if (holdTail === undefined) task.holds = h;
+      else holdTail.next = h;
+      holdTail = h;
+      (h.kind === 'lock' ? this.lockHolds : this.poolHolds).add(h.res, h);
+    }
+    if (st.issues) for (let i = oldIssues; i < st.issues.length; i++) this.certIssues.add(st.issues[i].cert, st.issues[i]);
+    if (st.orders) for (let i = oldOrders; i < st.orders.length; i++) this.indexOrder(st.orders[i], touched);
+    if (st.readies) for (let i = oldReadies; i < st.readies.length; i++) this.certReady.add(st.readies[i].cert, st.readies[i]);
+    task.issues = st.issues ?? EMPTY;
+    task.orders = st.orders ?? EMPTY;
+    task.orphanReleases = st.orphans ?? EMPTY;
+    task.readies = st.readies;
+    task.frontier = frontier;
+    st.waits.length = st.holds.length = 0;
+  }
+
+  /** The state of a derivation, on the given scratch arrays. */
+  private build(waits: WaitIv[], holds: HoldIv[]): Derivation {
+    waits.length = holds.length = 0;
+    return { waits, holds, issues: undefined, orders: undefined, orphans: undefined, readies: undefined };
+  }
+
+  /** Applies a task's events, in order, to the intervals being derived. */
+  private apply(task: TaskNode, evs: readonly WaitEvent[], st: Derivation): void {
+    for (const e of evs) {
+      const k = e.kind;
+      switch (k.name) {
+        case EVENT.LOCK_WAIT: {
+          const id = e.id;
+          if (id === undefined || openWait(st.waits, 'lock', id, e.time)) break;
+          st.waits.push(new WaitIv(e));
+          break;
+        }
+        case EVENT.LOCK_ACQUIRE: {
+          const id = e.id;
+          if (id === undefined) break;
+          const w = openWait(st.waits, 'lock', id, e.time);
+          w?.endWith(e);
+          const mode = k.mode;
+          // Lock-order edges come from acquisitions: a wait that closes a cycle is a deadlock, reported
+          // as one, and a wait that ends in an acquire records its edge then.
+          st.orders = recordOrder(task, st.holds, st.orders, e, id, mode);
+          const h = openHold(st.holds, 'lock', id);
+          if (h) {
+            // A re-entrant acquire, or an upgrade from shared: one hold, in the stronger mode.
+            if (mode === 'exclusive') h.mode = 'exclusive';
+            break;
+          }
+          st.holds.push(new HoldIv(e, k.lockKind === undefined && w?.lockKind !== undefined ? w : undefined));
+          break;
+        }
+        case EVENT.LOCK_RELEASE: {
+          const id = e.id;
+          if (id === undefined) break;
+          const h = openHold(st.holds, 'lock', id);
+          if (h) h.end = e.time;
+          else (st.orphans ??= []).push({ lock: id, time: e.time });
+          break;
+        }
+        case EVENT.LOCK_TIMEOUT: {
+          const id = e.id;
+          const w = id === undefined ? undefined : openWait(st.waits, 'lock', id, e.time);
+          w?.endWith(e);
+          break;
+        }
+        case EVENT.POOL_WAIT: {
+          const id = e.id;
+          if (id === undefined || openWait(st.waits, 'pool', id, e.time)) break;
+          st.waits.push(new WaitIv(e));
+          break;
+        }
+        case EVENT.POOL_CHECKOUT: {
+          const id = e.id;
+          if (id === undefined) break;
+          const w = openWait(st.waits, 'pool', id, e.time);
+          w?.endWith(e);
+          st.holds.push(new HoldIv(e, k.size === 0 && w !== undefined && w.size !== 0 ? w : undefined));
+          break;
+        }
+        case EVENT.POOL_CHECKIN: {
+          const id = e.id;
+          if (id === undefined) break;
+          for (let i = st.holds.length - 1; i >= 0; i--) {
+            const h = st.holds[i];
+            if (h.end === OPEN && h.kind === 'pool' && h.res === id) {
+              h.end = e.time;
+              break;
+            }
+          }
+          break;
+        }
+        case EVENT.POOL_TIMEOUT: {
+          const id = e.id;
+          const w = id === undefined ? undefined : openWait(st.waits, 'pool', id, e.time);
+          w?.endWith(e);
+          break;
+        }
+        case EVENT.RPC_WAIT: {
+          if (openRpcWait(st.waits, e.span, e.time)) break;
+          st.waits.push(new WaitIv(e));
+          break;
+        }
+        case EVENT.RPC_DONE:
+        case EVENT.RPC_TIMEOUT: {
+          const w = openRpcWait(st.waits, e.span, e.time);
+          w?.endWith(e);
+          break;
+        }
+        case EVENT.CERT_WAIT: {
+          const id = e.id;
+          if (id === undefined || openWait(st.waits, 'cert', id, e.time)) break;
+          st.waits.push(new WaitIv(e));
+          break;
+        }
+        case EVENT.CERT_ISSUE: {
+          const id = e.id;
+          if (id === undefined || st.issues?.some((i) => i.end === OPEN && i.cert === id)) break;
+          (st.issues ??= []).push(new IssueIv(e));
+          break;
+        }
+        case EVENT.CERT_READY: {
+          const id = e.id;
+          if (id === undefined) break;
+          (st.readies ??= []).push({ cert: id, time: e.time });
+          if (st.issues) for (const i of st.issues) if (i.end === OPEN && i.cert === id) i.end = e.time;
+          const w = openWait(st.waits, 'cert', id, e.time);
+          w?.endWith(e);
+          break;
+        }
+        case EVENT.CERT_TIMEOUT: {
+          const id = e.id;
+          const w = id === undefined ? undefined : openWait(st.waits, 'cert', id, e.time);
+          w?.endWith(e);
+          break;
+        }
+        case EVENT.TASK_WAIT: {
+          if (k.on === undefined || openWait(st.waits, 'task', '', e.time)) break;
+          st.waits.push(new WaitIv(e));
+          break;
+        }
+        case EVENT.TASK_RESUME:
+        case EVENT.TASK_TIMEOUT: {
+          const w = openWait(st.waits, 'task', '', e.time);
+          w?.endWith(e);
+          break;
+        }
+      }
+    }
+  }
+
 
   /** The index a wait is found in (by its resource; a join by each id it names), if any. */
   private waitIndex(w: WaitIv): MultiIndex<WaitIv> | undefined {
@@ -734,22 +822,26 @@ export class GraphStore {
     task.readies = undefined;
   }
 
+  private indexWait(w: WaitIv, touched: Touched): void {
+    const index = this.waitIndex(w);
+    if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.add(id, w);
+    else index?.add(w.res, w);
+    if (isTimeout(w)) touched.timeouts.push(w);
+  }
+
+  private indexOrder(o: OrderEdge, touched: Touched): void {
+    this.orderIndex.add(o.first + '\0' + o.then, o);
+    touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
+  }
+
   private index(task: TaskNode, touched: Touched): void {
-    for (let w = task.waits; w !== undefined; w = w.next) {
-      const index = this.waitIndex(w);
-      if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.add(id, w);
-      else index?.add(w.res, w);
-      if (w.endedBy?.endsWith('.timeout')) touched.timeouts.push(w);
-    }
+    for (let w = task.waits; w !== undefined; w = w.next) this.indexWait(w, touched);
     for (let h = task.holds; h !== undefined; h = h.next) {
       (h.kind === 'lock' ? this.lockHolds : this.poolHolds).add(h.res, h);
       if (h.handover) this.placeHandover(h, touched);
     }
     for (const i of task.issues) this.certIssues.add(i.cert, i);
-    for (const o of task.orders) {
-      this.orderIndex.add(o.first + '\0' + o.then, o);
-      touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
-    }
+    for (const o of task.orders) this.indexOrder(o, touched);
     for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
   }
 
@@ -819,7 +911,20 @@ export class GraphStore {
    */
   private markDirty(task: TaskNode, touched: Touched): void {
     this.dirty.add(task);
+    this.rebuild.add(task);
+    this.appended.delete(task);
     touched.tasks.add(task);
+  }
+
+  /** Marks a task for deriving a new event of a new span (or a log record), by `append` where it can. */
+  private markAppend(e: WaitEvent, touched: Touched): void {
+    const task = e.task;
+    this.dirty.add(task);
+    touched.tasks.add(task);
+    if (this.rebuild.has(task)) return;
+    const list = this.appended.get(task);
+    if (list === undefined) this.appended.set(task, [e]);
+    else list.push(e);
   }
 
   /** Derives every task marked since the last flush. Deriving may mark others (hand-overs): those too. */
@@ -827,7 +932,12 @@ export class GraphStore {
     while (this.dirty.size > 0) {
       const batch = [...this.dirty];
       this.dirty.clear();
-      for (const t of batch) this.derive(t, touched);
+      for (const t of batch) {
+        const evs = this.rebuild.delete(t) ? undefined : this.appended.get(t);
+        this.appended.delete(t);
+        if (evs !== undefined && appendable(t, evs)) this.append(t, evs, touched);
+        else this.derive(t, touched);
+      }
     }
   }
 }
@@ -843,23 +953,54 @@ function tasksOf(span: SpanNode, out: TaskNode[], ownLast = false): TaskNode[] {
   return out;
 }
 
+/**
+ * Whether new events can be derived onto a task's intervals (`GraphStore.append`): it was derived before,
+ * it is not a span-task (whose holds pass on when its span ends), and each event comes after everything
+ * derived so far, from a span that is trusted. Sorts `evs`.
+ */
+function appendable(task: TaskNode, evs: WaitEvent[]): boolean {
+  if (task.spanTask || task.frontier < 0) return false;
+  for (const e of evs) if (!(e.time > task.frontier) || e.span.stale) return false;
+  sortEvents(evs);
+  return true;
+}
+
 /** Links intervals through their `next` field, in order; returns the first. */
 function linked<T extends { next: T | undefined }>(items: T[]): T | undefined {
   for (let i = 0; i < items.length; i++) items[i].next = items[i + 1];
   return items[0];
 }
 
-function openWait(waits: WaitIv[], kind: string, res: string): WaitIv | undefined {
+/**
+ * The open wait of this kind and resource that an event at `at` ends, if any. A wait whose span ended
+ * before `at` ended with its span (see `endWithSpan`): a later event does not end it again.
+ */
+function openWait(waits: WaitIv[], kind: string, res: string, at: number): WaitIv | undefined {
   for (let i = waits.length - 1; i >= 0; i--) {
     const w = waits[i];
-    if (w.end === OPEN && w.kind === kind && w.res === res) return w;
+    if (w.end === OPEN && w.kind === kind && w.res === res && !(w.span.end < at)) return w;
   }
   return undefined;
 }
 
-function openRpcWait(waits: WaitIv[], span: SpanNode): WaitIv | undefined {
-  for (const w of waits) if (w.end === OPEN && w.kind === 'rpc' && w.span === span) return w;
+function openRpcWait(waits: WaitIv[], span: SpanNode, at: number): WaitIv | undefined {
+  for (const w of waits) if (w.end === OPEN && w.kind === 'rpc' && w.span === span && !(span.end < at)) return w;
   return undefined;
+}
+
+/**
+ * Ends a wait still open when its span has ended, with the span: a span's waits end with it. Returns the
+ * derivation's frontier, moved to that end where it ended one.
+ */
+function endWithSpan(w: WaitIv, frontier: number): number {
+  const spanEnd = w.span.end;
+  if (w.end !== OPEN || spanEnd === OPEN || spanEnd < w.start) return frontier;
+  w.endWith(w.span);
+  return spanEnd > frontier ? spanEnd : frontier;
+}
+
+function isTimeout(w: WaitIv): boolean {
+  return w.endedBy?.endsWith('.timeout') === true;
 }
 
 function openHold(holds: HoldIv[], kind: string, res: string): HoldIv | undefined {
