@@ -82,18 +82,25 @@ function engineDeadlocked(spans: SpanRecord[]): { stuck: Set<string>; cores: str
   const d = new Detector({ maxVictims: 1000 });
   d.addSpans(spans);
   d.detect();
-  const stuck = new Set<string>();
-  const cores: string[][] = [];
-  for (const f of d.findings()) {
-    if (f.kind !== 'deadlock' || f.state !== 'active') continue;
-    cores.push(f.tasks.map((t) => t.taskId));
-    for (const t of f.tasks) stuck.add(t.taskId);
-    for (const v of f.victims!.tasks) stuck.add(v.taskId);
-  }
-  return { stuck, cores };
+  const cores = d
+    .findings()
+    .filter((f) => f.kind === 'deadlock' && f.state === 'active')
+    .map((f) => f.tasks.map((t) => t.taskId));
+  return { stuck: stuckIn(d), cores };
 }
 
 const sorted = (s: Set<string>) => [...s].sort();
+
+/** The tasks of the detector's active deadlocks, cores and victims. */
+function stuckIn(d: Detector): Set<string> {
+  const stuck = new Set<string>();
+  for (const f of d.findings()) {
+    if (f.kind !== 'deadlock' || f.state !== 'active') continue;
+    for (const t of f.tasks) stuck.add(t.taskId);
+    for (const v of f.victims!.tasks) stuck.add(v.taskId);
+  }
+  return stuck;
+}
 
 /**
  * The same final state as a live processor sees it: each task took its holds in spans that have ended
@@ -171,13 +178,7 @@ describe('the engine against a brute-force reference', () => {
             d.addSpans([sp], at(1_000 + i));
             d.detect();
           });
-          const stuck = new Set<string>();
-          for (const f of d.findings()) {
-            if (f.kind !== 'deadlock' || f.state !== 'active') continue;
-            for (const t of f.tasks) stuck.add(t.taskId);
-            for (const v of f.victims!.tasks) stuck.add(v.taskId);
-          }
-          expect(sorted(stuck)).toEqual(expected);
+          expect(sorted(stuckIn(d))).toEqual(expected);
           expect(d.stats().openHolds).toBe(tasks.reduce((n, t) => n + t.holds.length, 0));
         }
       }),
@@ -199,13 +200,7 @@ describe('the engine against a brute-force reference', () => {
         // Every ended span ended long before the cutoff; only those nothing rests on go.
         expect(d.forget(at(50_000))).toBe(history);
         d.detect();
-        const stuck = new Set<string>();
-        for (const f of d.findings()) {
-          if (f.kind !== 'deadlock' || f.state !== 'active') continue;
-          for (const t of f.tasks) stuck.add(t.taskId);
-          for (const v of f.victims!.tasks) stuck.add(v.taskId);
-        }
-        expect(sorted(stuck)).toEqual(sorted(expected));
+        expect(sorted(stuckIn(d))).toEqual(sorted(expected));
         expect(d.stats().openHolds).toBe(tasks.reduce((n, t) => n + t.holds.length, 0));
       }),
       { numRuns: 300, seed: 11 },
