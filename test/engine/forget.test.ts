@@ -57,6 +57,24 @@ describe('Detector.forget', () => {
     expect(d.findings()).toEqual([]);
   });
 
+  it('past --max-spans, forgets the oldest ended spans before the history is up, and says how far back it keeps', () => {
+    const d = new Detector();
+    for (let i = 0; i < 6_000; i++) {
+      const now = i * 100;
+      d.addSpans(request(i, now, i), at(now + 10));
+      if (i % 100 === 99) {
+        d.forget(at(now - 60 * MIN), 3_000);
+        d.detect();
+        expect(d.stats().spans).toBeLessThanOrEqual(3_000 + 300);
+      }
+    }
+    // An hour of history was asked for; 3,000 spans are 1,000 requests, 100 s of them.
+    const kept = (at(599_900) - d.historyStart) / 1e6;
+    expect(kept).toBeGreaterThan(90_000);
+    expect(kept).toBeLessThan(110_000);
+    expect(d.stats().spans).toBeLessThanOrEqual(3_000);
+  });
+
   it('still sees a deadlock over a lock taken long before the history, in a span long ended', () => {
     const d = new Detector();
     // Thread 1 takes L in a span that ends at once, and keeps it (a leader lock).

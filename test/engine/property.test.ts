@@ -180,6 +180,7 @@ describe('the engine against a brute-force reference', () => {
           });
           expect(sorted(stuckIn(d))).toEqual(expected);
           expect(d.stats().openHolds).toBe(tasks.reduce((n, t) => n + t.holds.length, 0));
+          expect(d.stats().openWaits).toBe(tasks.filter((t) => t.wait !== undefined).length);
         }
       }),
       { numRuns: 300, seed: 5 },
@@ -202,6 +203,7 @@ describe('the engine against a brute-force reference', () => {
         d.detect();
         expect(sorted(stuckIn(d))).toEqual(sorted(expected));
         expect(d.stats().openHolds).toBe(tasks.reduce((n, t) => n + t.holds.length, 0));
+        expect(d.stats().openWaits).toBe(tasks.filter((t) => t.wait !== undefined).length);
       }),
       { numRuns: 300, seed: 11 },
     );

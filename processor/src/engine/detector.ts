@@ -139,12 +139,19 @@ export class Detector {
    * can need them (the rule is on `GraphStore.forget`), and the timeouts seen before it. Deadlocks that
    * timeouts broke before `cutoff` are no longer looked for. Lock-order edges stay, so inversions are found
    * across any span of time. Only for spans added with an `observedAt` (the live processor): `analyze`
-   * never forgets. Returns how many spans were forgotten.
+   * never forgets. With more than `maxSpans` spans in the graph, the oldest go too, as if `cutoff` were
+   * later (see `historyStart`). Returns how many spans were forgotten.
    */
-  forget(cutoff: number): number {
-    if (cutoff > this.horizon) this.horizon = cutoff;
-    for (const [key, at] of this.seenTimeouts) if (at < cutoff) this.seenTimeouts.delete(key);
-    return this.store.forget(cutoff, this.touched);
+  forget(cutoff: number, maxSpans = Number.POSITIVE_INFINITY): number {
+    const { forgotten, cutoff: inEffect } = this.store.forget(cutoff, this.touched, maxSpans);
+    if (inEffect > this.horizon) this.horizon = inEffect;
+    for (const [key, at] of this.seenTimeouts) if (at < this.horizon) this.seenTimeouts.delete(key);
+    return forgotten;
+  }
+
+  /** The start of the history the graph keeps (unix ns; see `forget`), or -Infinity while it keeps all. */
+  get historyStart(): number {
+    return this.horizon;
   }
 
   /** Runs detection over what changed since the last call and returns the changes of findings. */
@@ -257,13 +264,8 @@ export class Detector {
   /** Sizes of the live graph. */
   stats(): DetectorStats {
     this.store.flush(this.touched);
-    let openWaits = 0;
-    let openHolds = 0;
-    for (const t of this.store.allTasks()) {
-      for (let w = t.waits; w !== undefined; w = w.next) if (w.end === OPEN) openWaits++;
-      for (let h = t.holds; h !== undefined; h = h.next) if (h.end === OPEN) openHolds++;
-    }
-    return { spans: this.store.spans.size, tasks: this.store.taskCount, openWaits, openHolds, activeDeadlocks: this.active.size };
+    const s = this.store;
+    return { spans: s.spans.size, tasks: s.taskCount, openWaits: s.openWaits, openHolds: s.openHolds, activeDeadlocks: this.active.size };
   }
 
   private build(core: Core): Finding {

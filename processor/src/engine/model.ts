@@ -370,6 +370,9 @@ export class TaskNode {
    * the first. New events after it can be derived onto what there is (see `GraphStore.append`).
    */
   frontier = -1;
+  /** Its open waits and holds, as last counted into the graph's totals. */
+  openWaits = 0;
+  openHolds = 0;
 
   constructor(
     readonly inst: Instance,

@@ -112,6 +112,9 @@ export class GraphStore {
   private readonly tasks = new Map<string, Map<string, TaskNode>>();
   /** How many tasks there are. */
   taskCount = 0;
+  /** Open waits and open holds in the graph, kept as tasks are derived (the gauges read them often). */
+  openWaits = 0;
+  openHolds = 0;
 
   readonly lockHolds = new MultiIndex<HoldIv>();
   readonly lockWaits = new MultiIndex<WaitIv>();
@@ -182,12 +185,18 @@ export class GraphStore {
    * A kept span is looked at again once the spans logged after it are gone. Forgetting only takes
    * evidence away: what is forgotten can hide a deadlock older than the history, never make one up. The
    * lock-order edges of a forgotten span stay (two per lock pair), so an inversion spread over more than
-   * the history is still found. Returns how many spans were forgotten.
+   * the history is still found.
+   *
+   * With more than `maxSpans` spans, the oldest logged spans go too, as if the cutoff were later: the
+   * history gets shorter rather than memory running out. Returns how many spans were forgotten, and the
+   * cutoff in effect.
    */
-  forget(cutoff: number, touched: Touched): number {
+  forget(requested: number, touched: Touched, maxSpans = Number.POSITIVE_INFINITY): { forgotten: number; cutoff: number } {
     const log = this.retirements;
     const due: SpanNode[] = [];
-    for (let at = log.oldestAt(); at !== undefined && at < cutoff; at = log.oldestAt()) {
+    let cutoff = requested;
+    for (let at = log.oldestAt(); at !== undefined && (at < cutoff || this.spans.size - due.length > maxSpans); at = log.oldestAt()) {
+      if (at >= cutoff) cutoff = at + 1; // over the size: the history gets shorter
       const s = log.shift();
       if (this.spans.get(s.traceId, s.spanId) !== s) continue; // replaced by a newer version since
       if (s.end === OPEN && !s.stale) {
@@ -200,7 +209,7 @@ export class GraphStore {
       }
       due.push(s);
     }
-    if (due.length === 0) return 0;
+    if (due.length === 0) return { forgotten: 0, cutoff };
     this.flush(touched);
     // Spans that began an interval still in view, or that hold a ready or a release something rests on.
     const kept = new Set<SpanNode>();
@@ -260,7 +269,7 @@ export class GraphStore {
       touched.tasks.delete(t);
       touched.eased.delete(t);
     }
-    return forgotten;
+    return { forgotten, cutoff };
   }
 
   /**
@@ -492,12 +501,6 @@ export class GraphStore {
     return new TaskNode(inst, spanId, true);
   }
 
-  /** Every task: those named by task attributes, then span-tasks, through their spans. */
-  *allTasks(): Iterable<TaskNode> {
-    for (const byId of this.tasks.values()) yield* byId.values();
-    for (const s of this.spans.values()) if (s.task.spanTask && s.task.taskId === s.spanId) yield s.task;
-  }
-
   /** The children of a span. */
   childrenOf(span: SpanNode): readonly SpanNode[] {
     return this.spans.childrenOf(span);
@@ -652,6 +655,15 @@ export class GraphStore {
     task.orphanReleases = st.orphans ?? EMPTY;
     task.readies = st.readies;
     task.frontier = frontier;
+    // Open now: of the waits and holds that were open, and the new ones (nothing closed was reopened).
+    let waits = 0;
+    let holds = 0;
+    for (const w of st.waits) if (w.end === OPEN) waits++;
+    for (const h of st.holds) if (h.end === OPEN) holds++;
+    this.openWaits += waits - task.openWaits;
+    this.openHolds += holds - task.openHolds;
+    task.openWaits = waits;
+    task.openHolds = holds;
     st.waits.length = st.holds.length = 0;
   }
 
@@ -807,6 +819,9 @@ export class GraphStore {
   }
 
   private unindex(task: TaskNode): void {
+    this.openWaits -= task.openWaits;
+    this.openHolds -= task.openHolds;
+    task.openWaits = task.openHolds = 0;
     for (let w = task.waits; w !== undefined; w = w.next) {
       const index = this.waitIndex(w);
       if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
@@ -843,6 +858,19 @@ export class GraphStore {
     for (const i of task.issues) this.certIssues.add(i.cert, i);
     for (const o of task.orders) this.indexOrder(o, touched);
     for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
+    this.countOpen(task);
+  }
+
+  /** Counts the task's open waits and holds into the graph's (see `openWaits`). */
+  private countOpen(task: TaskNode): void {
+    let waits = 0;
+    let holds = 0;
+    for (let w = task.waits; w !== undefined; w = w.next) if (w.end === OPEN) waits++;
+    for (let h = task.holds; h !== undefined; h = h.next) if (h.end === OPEN) holds++;
+    this.openWaits += waits - task.openWaits;
+    this.openHolds += holds - task.openHolds;
+    task.openWaits = waits;
+    task.openHolds = holds;
   }
 
   /** Hands a hold over to the nearest open ancestor span of the same service instance. */

@@ -46,6 +46,8 @@ export class ProcessorMetrics {
   readonly graphSpans: Gauge;
   /** Spans forgotten for being older than the history (`--history`). */
   readonly spansForgotten: Counter;
+  /** The history the graph keeps now: `--history`, or less when `--max-spans` cut it short. */
+  readonly historySeconds: Gauge;
   /** Edges (waits) in the live wait-for graph. */
   readonly graphEdges: Gauge;
   /** Finding changes, by kind (`deadlock`, `potential-deadlock`) and state (`active`, `resolved`). */
@@ -80,6 +82,11 @@ export class ProcessorMetrics {
     this.spansForgotten = new Counter({
       name: 'waitgraph_spans_forgotten_total',
       help: 'Spans forgotten for having ended (or gone stale) longer ago than the history.',
+      registers,
+    });
+    this.historySeconds = new Gauge({
+      name: 'waitgraph_history_seconds',
+      help: 'How far back the live graph keeps ended spans: --history, or less when --max-spans cut it short.',
       registers,
     });
     this.graphEdges = new Gauge({ name: 'waitgraph_graph_edges', help: 'Wait edges in the live wait-for graph.', registers });

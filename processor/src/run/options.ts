@@ -86,6 +86,11 @@ export interface RunOptions {
    * least `staleAfter`. Default `10m` (the replay window's default, so a restart rebuilds the same graph).
    */
   history?: Duration;
+  /**
+   * Most spans the live graph holds: past it, the oldest ended ones are forgotten before `history` is up
+   * (`waitgraph_history_seconds` shows the history in effect). Default 1000000 (about 1 GiB at most).
+   */
+  maxSpans?: number;
   /** How often a stats line is logged; 0 for never. Default `10s`. */
   statsInterval?: Duration;
   /** Longest a graceful shutdown may take before the process exits anyway. Default `10s`. */
@@ -124,6 +129,7 @@ export interface ResolvedRunOptions {
   detectIntervalMs: number;
   staleAfterMs: number;
   historyMs: number;
+  maxSpans: number;
   statsIntervalMs: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -181,6 +187,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'detectInterval', flag: 'detect-interval', kind: 'duration', min: 10, arg: '<dur>', shown: '250ms', help: 'expire stale spans and detect this often' },
   { key: 'staleAfter', flag: 'stale-after', kind: 'duration', min: 100, arg: '<dur>', shown: '10s', help: 'distrust a span with no fresh snapshot for this long' },
   { key: 'history', flag: 'history', kind: 'duration', min: 100, arg: '<dur>', shown: '10m', help: 'forget spans that ended longer ago than this' },
+  { key: 'maxSpans', flag: 'max-spans', kind: 'int', min: 1000, arg: '<n>', shown: '1000000', help: 'most spans kept; past it the history gets shorter' },
   { key: 'statsInterval', flag: 'stats-interval', kind: 'duration', min: 0, arg: '<dur>', shown: '10s', help: 'log a stats line this often (0: never)' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'duration', min: 0, arg: '<dur>', shown: '10s', help: 'deadline of a graceful shutdown' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, arg: '<level>', shown: 'info', help: 'debug, info, warn or error' },
@@ -211,6 +218,7 @@ const DEFAULTS: Omit<ResolvedRunOptions, 'instanceId'> = {
   detectIntervalMs: 250,
   staleAfterMs: 10_000,
   historyMs: 10 * 60_000,
+  maxSpans: 1_000_000,
   statsIntervalMs: 10_000,
   shutdownTimeoutMs: 10_000,
   logLevel: 'info',
@@ -398,6 +406,7 @@ export function resolveRunOptions(...layers: RunOptions[]): ResolvedRunOptions {
     detectIntervalMs,
     staleAfterMs,
     historyMs,
+    maxSpans: merged.maxSpans ?? DEFAULTS.maxSpans,
     statsIntervalMs: ms('statsInterval', DEFAULTS.statsIntervalMs),
     shutdownTimeoutMs: ms('shutdownTimeout', DEFAULTS.shutdownTimeoutMs),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,

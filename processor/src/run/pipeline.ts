@@ -36,6 +36,8 @@ export interface PipelineOptions {
   staleAfterMs: number;
   /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
   historyMs?: number;
+  /** Most spans the graph holds (see `Detector.forget`). Default 1000000. */
+  maxSpans?: number;
   /** Sinks, the record of what was announced first (Kafka topic, or the alert file without Kafka). */
   sinks: AlertSink[];
   /** What was announced before this start. */
@@ -207,7 +209,9 @@ export class DetectionPipeline {
       }
       const clock = this.stalenessClock();
       this.detector.expire(clock * 1e6, this.options.staleAfterMs * 1e6);
-      this.options.metrics.spansForgotten.inc(this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6));
+      this.options.metrics.spansForgotten.inc(this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? 1_000_000));
+      const start = this.detector.historyStart;
+      if (start > 0) this.options.metrics.historySeconds.set(Math.max(0, clock / 1e3 - start / 1e9));
       await this.publish(this.detector.detect(), undefined);
       this.updateGauges(false);
     });

@@ -139,6 +139,7 @@ export class WaitgraphProcessor {
         detector: { jaegerUrl: o.jaegerUrl, proxyServices: o.proxyServices, maxVictims: o.maxVictims },
         staleAfterMs: o.staleAfterMs,
         historyMs: o.historyMs,
+        maxSpans: o.maxSpans,
         sinks: this.sinks,
         ledger,
         metrics: this.metrics,

@@ -54,6 +54,8 @@ export interface DetectStageOptions extends KafkaClientOptions {
   staleAfterMs?: number;
   /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
   historyMs?: number;
+  /** Most spans the graph holds (see `Detector.forget`). Default 1000000. */
+  maxSpans?: number;
   /** How often stale spans are expired when no input comes, ms. Default 1000. */
   expireEveryMs?: number;
   /** How an alert message reads. Default `{ change, finding }`. */
@@ -100,6 +102,7 @@ export class DetectStage {
   private readonly publishFn: (announcements: Announcement[]) => Promise<void>;
   private readonly staleAfterNs: number;
   private readonly historyNs: number;
+  private readonly maxSpans: number;
   private readonly expireEveryMs: number;
   private readonly metrics: ProcessorMetrics | undefined;
   private readonly logger: Logger;
@@ -124,6 +127,7 @@ export class DetectStage {
     if (!(staleAfterMs > 0)) throw new WaitgraphError('bad-config', `DetectStage: staleAfterMs must be > 0, got ${staleAfterMs}`);
     this.staleAfterNs = staleAfterMs * 1e6;
     this.historyNs = (options.historyMs ?? 600_000) * 1e6;
+    this.maxSpans = options.maxSpans ?? 1_000_000;
     this.expireEveryMs = options.expireEveryMs ?? 1_000;
     this.metrics = options.metrics;
     this.detector = new Detector(options.detector);
@@ -260,7 +264,7 @@ export class DetectStage {
   private async detectAndAnnounce(observedAtMs: number): Promise<void> {
     const now = Date.now() * 1e6;
     this.detector.expire(now, this.staleAfterNs);
-    this.detector.forget(now - this.historyNs);
+    this.detector.forget(now - this.historyNs, this.maxSpans);
     const changes = this.detector.detect();
     for (const c of changes) this.note(c, observedAtMs);
     if (this.ready && this.pending.size > 0) await this.publishOwned();

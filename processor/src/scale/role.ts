@@ -38,6 +38,7 @@ export type ScaleOptions = Pick<
   | 'detectIntervalMs'
   | 'staleAfterMs'
   | 'historyMs'
+  | 'maxSpans'
   | 'shutdownTimeoutMs'
   | 'instanceId'
 > & {
@@ -93,6 +94,7 @@ export class ScaleProcessor {
         detector: { jaegerUrl: options.jaegerUrl, proxyServices: options.proxyServices, maxVictims: options.maxVictims },
         staleAfterMs: options.staleAfterMs,
         historyMs: options.historyMs,
+        maxSpans: options.maxSpans,
         expireEveryMs: options.detectIntervalMs,
         render: (c) => toAlert(c.change, c.finding, source, new Date()),
       });
