@@ -15,9 +15,11 @@
  *        them, running side by side, until the detection stage has taken in every span;
  *    (c) for reference, whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and
  *        detect() per batch, nothing cut;
- *    spans/s of each and the ratio of each to (a) (targets, for (b): >= 50,000 spans/s, ratio >= 0.5);
+ *    spans/s of each and the ratio of each to (a);
  *    (a') the plain consumer once more at the end, the broker now warm (its JIT and page cache; a fresh
- *    broker serves the first reader several times slower), and the ratio of (b) to that, for reference.
+ *    broker serves the first reader several times slower). The target's ratio is (b) to the faster of
+ *    (a) and (a'), since (b) reads a broker that (a) has warmed (targets, for (b): >= 50,000 spans/s,
+ *    ratio >= 0.5).
  * 3. Detection latency: `waitgraph run` in a child process (single-instance, then `--role both`) reads a
  *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000); every
  *    `--every` ms (default 150) a lock cycle is sent, its two spans on two partitions, and the time from
@@ -286,6 +288,9 @@ async function throughput(bootstrap: string, args: Args) {
   const warmMs = await plainRead(kafka, topic, work.batches.length);
   const warm = round((work.spanCount / warmMs) * 1000);
   log(`(a')  plain consumer again, broker warm:     ${warm} spans/s (${round(warmMs)} ms); (b) to it: ${ratio(waitgraph, warm)}`);
+  // The target's ratio is to the faster plain read: (b) reads a broker that (a) has warmed.
+  const fastest = Math.max(plain, warm);
+  log(`ratio of (b) to the faster plain read: ${ratio(waitgraph, fastest)} (target >= 0.5)`);
   return {
     spans: work.spanCount,
     messages: work.batches.length,
@@ -293,7 +298,8 @@ async function throughput(bootstrap: string, args: Args) {
     filter,
     plainSpansPerSec: plain,
     waitgraphSpansPerSec: waitgraph,
-    ratio: ratio(waitgraph, plain),
+    ratio: ratio(waitgraph, fastest),
+    ratioToFirstPlain: ratio(waitgraph, plain),
     twoStageSpansPerSec: twoStage,
     twoStageRatio: ratio(twoStage, plain),
     wholeSpansPerSec: whole,

@@ -51,6 +51,17 @@ describe('AnyValue flattening', () => {
     });
   });
 
+  it('reads only the span attributes asked for, and every event and resource attribute', () => {
+    const event = ld(11, fixed64(1, START), str(2, 'lock.wait'), ld(3, kv('lock.id', str(1, 'L'))));
+    const bytes = traces('svc', spanFields('00f067aa0ba902b7', [...attrs, ld(9, kv('thread.id', vfield(3, 7))), event]));
+    const [cut] = decodeOtlpTracesProto(bytes, 'cut.pb', { spanAttributes: new Set(['thread.id', 'ratio', 'absent']) }).spans;
+    expect({ ...cut.attributes }).toEqual({ ratio: 0.25, 'thread.id': 7 });
+    expect(cut.events).toEqual([{ name: 'lock.wait', timeUnixNano: Number(START), attributes: { 'lock.id': 'L' } }]);
+    expect(cut.resource).toEqual({ 'service.name': 'svc' });
+    const [whole] = decodeOtlpTracesProto(bytes).spans;
+    expect({ ...cut, attributes: {} }).toEqual({ ...whole, attributes: {} });
+  });
+
   it('keeps a "__proto__" key as a plain property', () => {
     expect(Object.getPrototypeOf(span.attributes)).toBe(Object.prototype);
     expect(Object.keys(span.attributes)).toContain('__proto__');

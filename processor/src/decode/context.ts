@@ -20,6 +20,8 @@ export class DecodeContext {
     readonly source: string,
     /** Where errors go in lenient mode; null for strict mode (throw the first). */
     readonly errors: DecodeError[] | null,
+    /** The span attributes to keep (the others are skipped unread); undefined for all. */
+    readonly spanAttributes?: ReadonlySet<string>,
   ) {}
 
   /** Reports an error: throws in strict mode, records it in lenient mode. */

@@ -8,7 +8,7 @@ export { DecodeError, DEFAULT_SOURCE } from './decode-error.js';
 export type { DecodeLocation } from './decode-error.js';
 export { decodeOtlpJson, isOtlpJson } from './otlp-json.js';
 export { decodeOtlpLogsProto, decodeOtlpProto, decodeOtlpTracesProto } from './otlp-proto.js';
-export type { ProtoSignal } from './otlp-proto.js';
+export type { ProtoDecodeOptions, ProtoSignal } from './otlp-proto.js';
 export { decodeJaegerJson, isJaegerJson } from './jaeger-json.js';
 export { decodeBuffer, decodeBufferLenient, decodeFile, decodeFileLenient } from './sniff.js';
 export type { LenientDecodeResult } from './sniff.js';

@@ -68,14 +68,23 @@ export type ProtoSignal = 'traces' | 'logs';
 /** A value inside a kvlist: like AttrValue, plus nested objects (they are serialized to JSON at the top). */
 type NestedValue = AttrValue | { [key: string]: NestedValue } | NestedValue[];
 
+/** Options of the protobuf trace decoder. */
+export interface ProtoDecodeOptions {
+  /**
+   * Span attributes to keep; the others are skipped without being read (a consumer that needs a few,
+   * like `waitgraph run`'s input cut, saves most of the decoding). Default: all.
+   */
+  spanAttributes?: ReadonlySet<string>;
+}
+
 /**
  * Decodes an OTLP `ExportTraceServiceRequest` or `TracesData` message.
  * @param bytes the serialized message
  * @param source the input's name for error messages; default `<memory>`
  * @throws DecodeError on a truncated or malformed message (naming the byte offset) or an unusable span
  */
-export function decodeOtlpTracesProto(bytes: Uint8Array, source: string = DEFAULT_SOURCE): DecodedBatch {
-  const ctx = new DecodeContext(source, null);
+export function decodeOtlpTracesProto(bytes: Uint8Array, source: string = DEFAULT_SOURCE, options: ProtoDecodeOptions = {}): DecodedBatch {
+  const ctx = new DecodeContext(source, null, options.spanAttributes);
   decodeProtoInto(ctx, bytes, 0, 'traces');
   return ctx.batch();
 }
@@ -270,6 +279,11 @@ function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
         break;
       case T_SPAN_ATTRIBUTES: {
         const e = r.len(end);
+        const keep = ctx.spanAttributes;
+        if (keep !== undefined && !keepsKey(r, e, keep)) {
+          r.pos = e;
+          break;
+        }
         const v = readKeyValue(r, e);
         setAttr(attributes, r.lastKey, v);
         r.pos = e;
@@ -335,6 +349,25 @@ function readEvent(r: ProtoReader, end: number): SpanEventRecord {
     else r.skip(tag, end);
   }
   return makeEvent(name, time, attributes);
+}
+
+/**
+ * Whether the KeyValue at `r.pos` (up to `end`) has a key in `keep`; reads the key only, and leaves
+ * `r.pos` where it was.
+ */
+function keepsKey(r: ProtoReader, end: number, keep: ReadonlySet<string>): boolean {
+  const start = r.pos;
+  let found = true; // without a key: kept, for readKeyValue to read as it always has
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === T_KV_KEY) {
+      found = keep.has(r.key(end));
+      break;
+    }
+    r.skip(tag, end);
+  }
+  r.pos = start;
+  return found;
 }
 
 /** Reads a KeyValue: returns the value and leaves the key in `r.lastKey`. */

@@ -6,7 +6,13 @@ import { decodeOtlpJson, decodeOtlpLogsProto, decodeOtlpTracesProto } from '../d
 import type { DecodedBatch } from '../model/span.js';
 
 /** Decodes one OTLP export request (`name` says where it came from, for error messages). */
-export function decodeOtlpPayload(signal: 'traces' | 'logs', encoding: 'proto' | 'json', bytes: Uint8Array, name: string): DecodedBatch {
+export function decodeOtlpPayload(
+  signal: 'traces' | 'logs',
+  encoding: 'proto' | 'json',
+  bytes: Uint8Array,
+  name: string,
+  spanAttributes?: ReadonlySet<string>,
+): DecodedBatch {
   if (encoding === 'json') return decodeOtlpJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), name);
-  return signal === 'traces' ? decodeOtlpTracesProto(bytes, name) : decodeOtlpLogsProto(bytes, name);
+  return signal === 'traces' ? decodeOtlpTracesProto(bytes, name, { spanAttributes }) : decodeOtlpLogsProto(bytes, name);
 }

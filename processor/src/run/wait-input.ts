@@ -13,7 +13,7 @@
 import type { WaitRecordBatch } from '../../../schemas/index.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import type { Attributes, DecodedBatch, SpanKind } from '../model/span.js';
-import { WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
+import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
 import { decodeOtlpPayload } from './decode-input.js';
 
 /** An input cut down to what detection reads, and what it held before. */
@@ -50,7 +50,8 @@ export class WaitInputCutter {
 
   /** The input, decoded and cut. */
   cut(payload: OtlpPayload): WaitInput {
-    const decoded = decodeOtlpPayload(payload.signal, payload.encoding, payload.bytes, payload.name);
+    // Of the span attributes, only those the cut keeps are read.
+    const decoded = decodeOtlpPayload(payload.signal, payload.encoding, payload.bytes, payload.name, WAIT_SPAN_ATTRIBUTES);
     const before = this.builder.counts.eventsKept;
     this.builder.add(decoded, 0);
     // Every span with a wait event is kept, so the kept events are all the input's wait events.

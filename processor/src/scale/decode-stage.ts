@@ -31,7 +31,7 @@ import {
 import type { DecodedBatch } from '../model/span.js';
 import { decodeOtlpPayload } from '../run/decode-input.js';
 import { ensureTopics } from './topics.js';
-import { encodeWaitRecordBatch, WaitRecordBuilder, type WaitFilterOptions, type WaitRecordCounts } from './wait-records.js';
+import { encodeWaitRecordBatch, WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions, type WaitRecordCounts } from './wait-records.js';
 
 /** The default consumer group of the decode stage. */
 export const DEFAULT_DECODE_GROUP = 'waitgraph-decode';
@@ -68,9 +68,12 @@ export interface DecodeStageOptions extends KafkaClientOptions {
   logger?: Logger;
 }
 
-/** Decodes one Collector message by its topic's signal and encoding. */
+/**
+ * Decodes one Collector message by its topic's signal and encoding, reading of the span attributes only
+ * those the wait records keep.
+ */
 export function decodeSourceMessage(m: SourceMessage): DecodedBatch {
-  return decodeOtlpPayload(m.signal, m.encoding === 'otlp_json' ? 'json' : 'proto', m.value, m.name);
+  return decodeOtlpPayload(m.signal, m.encoding === 'otlp_json' ? 'json' : 'proto', m.value, m.name, WAIT_SPAN_ATTRIBUTES);
 }
 
 /** The decode stage. */

@@ -41,6 +41,8 @@ const WAIT_EVENTS: ReadonlySet<string> = new Set(EVENT_NAMES);
 const EVENT_ATTRS: ReadonlySet<string> = new Set(Object.values(ATTR));
 /** Span attributes that travel: those the contract gives meaning to on a span. */
 const SPAN_ATTRS = [ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.COMPONENT, ATTR.SPAN_PARTIAL] as const;
+/** The span attributes the filter and the cut read: a decoder may skip the others. */
+export const WAIT_SPAN_ATTRIBUTES: ReadonlySet<string> = new Set(SPAN_ATTRS);
 
 /** Options of the filter. Every field is optional. */
 export interface WaitFilterOptions {
