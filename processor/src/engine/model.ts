@@ -366,13 +366,19 @@ export class TaskNode {
   /** How many of its spans are open: with none, it waits for no child span in the present. */
   openSpans = 0;
   /**
+   * What set its frontier (see `frontier`): the last event derived, or a span whose end ended a wait. A
+   * reference rather than the time: a time in a field is a heap number of its own, for each task.
+   */
+  frontierBy: WaitEvent | SpanNode | undefined = undefined;
+
+  /**
    * The latest time its derivation took in (its last event, or a span end that ended a wait); -1 before
    * the first. New events after it can be derived onto what there is (see `GraphStore.append`).
    */
-  frontier = -1;
-  /** Its open waits and holds, as last counted into the graph's totals. */
-  openWaits = 0;
-  openHolds = 0;
+  get frontier(): number {
+    const by = this.frontierBy;
+    return by === undefined ? -1 : by instanceof SpanNode ? by.end : by.time;
+  }
 
   constructor(
     readonly inst: Instance,

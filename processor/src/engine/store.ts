@@ -576,7 +576,7 @@ export class GraphStore {
     this.apply(task, evs, st);
     const waits = st.waits;
     const holds = st.holds;
-    let frontier = evs.length > 0 ? evs[evs.length - 1].time : -1;
+    let frontier: FrontierBy = evs.length > 0 ? evs[evs.length - 1] : undefined;
     // The end of a span ends the waits recorded on it; a span-task's open holds pass to its nearest open
     // ancestor in the same service instance.
     for (const w of waits) frontier = endWithSpan(w, frontier);
@@ -593,7 +593,7 @@ export class GraphStore {
     task.orders = st.orders ?? EMPTY;
     task.orphanReleases = st.orphans ?? EMPTY;
     task.readies = st.readies;
-    task.frontier = frontier;
+    task.frontierBy = frontier;
     evs.length = waits.length = holds.length = 0; // not to keep what they held alive
     this.index(task, touched);
   }
@@ -629,7 +629,8 @@ export class GraphStore {
     if (task.orphanReleases.length) st.orphans = [...task.orphanReleases];
     if (task.readies) st.readies = [...task.readies];
     this.apply(task, evs, st);
-    let frontier = Math.max(task.frontier, evs[evs.length - 1].time);
+    let frontier: FrontierBy = task.frontierBy;
+    if (evs[evs.length - 1].time > timeOf(frontier)) frontier = evs[evs.length - 1];
     for (const w of st.waits) frontier = endWithSpan(w, frontier);
     // Link and index what is new; a wait that was open and now timed out is a seed as a new one is.
     for (let i = 0; i < oldWaits; i++) if (isTimeout(st.waits[i])) touched.timeouts.push(st.waits[i]);
@@ -654,16 +655,12 @@ export class GraphStore {
     task.orders = st.orders ?? EMPTY;
     task.orphanReleases = st.orphans ?? EMPTY;
     task.readies = st.readies;
-    task.frontier = frontier;
-    // Open now: of the waits and holds that were open, and the new ones (nothing closed was reopened).
-    let waits = 0;
-    let holds = 0;
-    for (const w of st.waits) if (w.end === OPEN) waits++;
-    for (const h of st.holds) if (h.end === OPEN) holds++;
-    this.openWaits += waits - task.openWaits;
-    this.openHolds += holds - task.openHolds;
-    task.openWaits = waits;
-    task.openHolds = holds;
+    task.frontierBy = frontier;
+    // Open now, of those that were open and the new ones (nothing closed was reopened).
+    for (const w of st.waits) if (w.end === OPEN) this.openWaits++;
+    for (const h of st.holds) if (h.end === OPEN) this.openHolds++;
+    this.openWaits -= oldWaits;
+    this.openHolds -= oldHolds;
     st.waits.length = st.holds.length = 0;
   }
 
@@ -819,15 +816,14 @@ export class GraphStore {
   }
 
   private unindex(task: TaskNode): void {
-    this.openWaits -= task.openWaits;
-    this.openHolds -= task.openHolds;
-    task.openWaits = task.openHolds = 0;
     for (let w = task.waits; w !== undefined; w = w.next) {
+      if (w.end === OPEN) this.openWaits--;
       const index = this.waitIndex(w);
       if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
       else index?.delete(w.res, w);
     }
     for (let h = task.holds; h !== undefined; h = h.next) {
+      if (h.end === OPEN) this.openHolds--;
       (h.kind === 'lock' ? this.lockHolds : this.poolHolds).delete(h.res, h);
       if (h.handover) this.dropHandover(h);
     }
@@ -858,19 +854,9 @@ export class GraphStore {
     for (const i of task.issues) this.certIssues.add(i.cert, i);
     for (const o of task.orders) this.indexOrder(o, touched);
     for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
-    this.countOpen(task);
-  }
-
-  /** Counts the task's open waits and holds into the graph's (see `openWaits`). */
-  private countOpen(task: TaskNode): void {
-    let waits = 0;
-    let holds = 0;
-    for (let w = task.waits; w !== undefined; w = w.next) if (w.end === OPEN) waits++;
-    for (let h = task.holds; h !== undefined; h = h.next) if (h.end === OPEN) holds++;
-    this.openWaits += waits - task.openWaits;
-    this.openHolds += holds - task.openHolds;
-    task.openWaits = waits;
-    task.openHolds = holds;
+    // Counted once placed: a hand-over may end a hold.
+    for (let w = task.waits; w !== undefined; w = w.next) if (w.end === OPEN) this.openWaits++;
+    for (let h = task.holds; h !== undefined; h = h.next) if (h.end === OPEN) this.openHolds++;
   }
 
   /** Hands a hold over to the nearest open ancestor span of the same service instance. */
@@ -1016,15 +1002,22 @@ function openRpcWait(waits: WaitIv[], span: SpanNode, at: number): WaitIv | unde
   return undefined;
 }
 
+/** What set a task's frontier (see `TaskNode.frontierBy`). */
+type FrontierBy = WaitEvent | SpanNode | undefined;
+
+function timeOf(by: FrontierBy): number {
+  return by === undefined ? -1 : by instanceof SpanNode ? by.end : by.time;
+}
+
 /**
  * Ends a wait still open when its span has ended, with the span: a span's waits end with it. Returns the
- * derivation's frontier, moved to that end where it ended one.
+ * derivation's frontier, moved to that span where its end is later.
  */
-function endWithSpan(w: WaitIv, frontier: number): number {
+function endWithSpan(w: WaitIv, frontier: FrontierBy): FrontierBy {
   const spanEnd = w.span.end;
   if (w.end !== OPEN || spanEnd === OPEN || spanEnd < w.start) return frontier;
   w.endWith(w.span);
-  return spanEnd > frontier ? spanEnd : frontier;
+  return spanEnd > timeOf(frontier) ? w.span : frontier;
 }
 
 function isTimeout(w: WaitIv): boolean {
