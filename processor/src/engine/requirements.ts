@@ -132,7 +132,7 @@ export function requirements(g: GraphStore, task: TaskNode, t: number): Req[] {
 
 function lockReq(g: GraphStore, task: TaskNode, w: WaitIv, t: number, sink: ReqSink): void {
   const b = builder.reset();
-  for (const h of g.lockHolds.get(w.res)) {
+  for (const h of g.holdsAt('lock', w.res, t)) {
     if (!activeAt(h.start, h.end, t)) continue;
     const owner = ownerAt(h, t);
     if (owner === undefined) continue; // held by something unseen: it may let go
@@ -152,7 +152,7 @@ function poolReq(g: GraphStore, w: WaitIv, pool: string, size: number, t: number
   const b = builder.reset();
   let units = 0;
   let cap = size;
-  for (const h of g.poolHolds.get(pool)) {
+  for (const h of g.holdsAt('pool', pool, t)) {
     if (!activeAt(h.start, h.end, t)) continue;
     const owner = ownerAt(h, t);
     if (owner === undefined) return; // a holder we cannot see may give its unit back

@@ -20,6 +20,7 @@ import {
   HoldIv,
   Instance,
   IssueIv,
+  NOW,
   OPEN,
   SpanNode,
   TaskNode,
@@ -116,9 +117,16 @@ export class GraphStore {
   openWaits = 0;
   openHolds = 0;
 
-  readonly lockHolds = new MultiIndex<HoldIv>();
+  /**
+   * Holds by lock id and by pool name, the open ones apart from the ended ones: the present asks only for
+   * open holds, and a busy pool has taken and given back a great many units within the history. Each
+   * hold is in one of them (see `holdsAt`).
+   */
+  private readonly liveLockHolds = new MultiIndex<HoldIv>();
+  private readonly livePoolHolds = new MultiIndex<HoldIv>();
+  private readonly endedLockHolds = new MultiIndex<HoldIv>();
+  private readonly endedPoolHolds = new MultiIndex<HoldIv>();
   readonly lockWaits = new MultiIndex<WaitIv>();
-  readonly poolHolds = new MultiIndex<HoldIv>();
   /** pool waits and rpc waits that name the callee's intake pool. */
   readonly poolWaits = new MultiIndex<WaitIv>();
   readonly certIssues = new MultiIndex<IssueIv>();
@@ -646,7 +654,14 @@ export class GraphStore {
       if (holdTail === undefined) task.holds = h;
       else holdTail.next = h;
       holdTail = h;
-      (h.kind === 'lock' ? this.lockHolds : this.poolHolds).add(h.res, h);
+      this.holdIndex(h).add(h.res, h);
+    }
+    for (let i = 0; i < oldHolds; i++) {
+      const h = st.holds[i];
+      if (h.end === OPEN) continue;
+      // Released by the new events: from the open holds to the ended ones.
+      this.liveHolds(h).delete(h.res, h);
+      this.holdIndex(h).add(h.res, h);
     }
     if (st.issues) for (let i = oldIssues; i < st.issues.length; i++) this.certIssues.add(st.issues[i].cert, st.issues[i]);
     if (st.orders) for (let i = oldOrders; i < st.orders.length; i++) this.indexOrder(st.orders[i], touched);
@@ -824,7 +839,7 @@ export class GraphStore {
     }
     for (let h = task.holds; h !== undefined; h = h.next) {
       if (h.end === OPEN) this.openHolds--;
-      (h.kind === 'lock' ? this.lockHolds : this.poolHolds).delete(h.res, h);
+      this.holdIndex(h).delete(h.res, h);
       if (h.handover) this.dropHandover(h);
     }
     for (const i of task.issues) this.certIssues.delete(i.cert, i);
@@ -847,16 +862,34 @@ export class GraphStore {
 
   private index(task: TaskNode, touched: Touched): void {
     for (let w = task.waits; w !== undefined; w = w.next) this.indexWait(w, touched);
-    for (let h = task.holds; h !== undefined; h = h.next) {
-      (h.kind === 'lock' ? this.lockHolds : this.poolHolds).add(h.res, h);
-      if (h.handover) this.placeHandover(h, touched);
-    }
+    for (let h = task.holds; h !== undefined; h = h.next) if (h.handover) this.placeHandover(h, touched);
     for (const i of task.issues) this.certIssues.add(i.cert, i);
     for (const o of task.orders) this.indexOrder(o, touched);
     for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
-    // Counted once placed: a hand-over may end a hold.
+    // Counted, and the open holds indexed, once placed: a hand-over may end a hold.
     for (let w = task.waits; w !== undefined; w = w.next) if (w.end === OPEN) this.openWaits++;
-    for (let h = task.holds; h !== undefined; h = h.next) if (h.end === OPEN) this.openHolds++;
+    for (let h = task.holds; h !== undefined; h = h.next) {
+      if (h.end === OPEN) this.openHolds++;
+      this.holdIndex(h).add(h.res, h);
+    }
+  }
+
+  /** The open holds' index of a hold's kind (see `liveLockHolds`). */
+  private liveHolds(h: HoldIv): MultiIndex<HoldIv> {
+    return h.kind === 'lock' ? this.liveLockHolds : this.livePoolHolds;
+  }
+
+  /** The index a hold is in now: by its kind, and whether it is open. */
+  private holdIndex(h: HoldIv): MultiIndex<HoldIv> {
+    if (h.end === OPEN) return this.liveHolds(h);
+    return h.kind === 'lock' ? this.endedLockHolds : this.endedPoolHolds;
+  }
+
+  /** The holds of a lock (`kind` lock) or of a pool's units that the view at `t` may see. */
+  holdsAt(kind: 'lock' | 'pool', res: string, t: number): Iterable<HoldIv> {
+    const live = (kind === 'lock' ? this.liveLockHolds : this.livePoolHolds).get(res);
+    if (t === NOW) return live;
+    return [...live, ...(kind === 'lock' ? this.endedLockHolds : this.endedPoolHolds).get(res)];
   }
 
   /** Hands a hold over to the nearest open ancestor span of the same service instance. */
