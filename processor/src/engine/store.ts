@@ -7,9 +7,14 @@
  * derived from the union of its spans' events sorted by time. So the state after any sequence of inputs
  * is a function of the set of inputs: duplicates, reordering and stale snapshots change nothing.
  *
- * Cost: adding a span version re-derives only the tasks its events belong to, in proportion to their
- * events; nothing here walks the whole graph. The input records are not retained: a span keeps its wait
- * events in the compact form of events.ts.
+ * Cost: adding a span version touches only the tasks its events belong to. A new span whose events all
+ * come after what its task had (how a live stream arrives) is derived onto the task's intervals (`append`);
+ * anything else re-derives the task from all its events, once per detection pass however many spans of
+ * a batch touched it. Nothing here walks the whole graph. The input records are not retained: a span keeps
+ * its wait events in the compact form of events.ts.
+ *
+ * History (live processor only): `forget` drops spans that ended before a cutoff when nothing in the views
+ * from the cutoff on can need them, so a long-running graph stays bounded.
  */
 import { ATTR, EVENT, PROXY_COMPONENT } from '../../../schemas/index.js';
 import type { AttrValue, Attributes, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
