@@ -49,10 +49,6 @@ interface ActiveEntry {
   formed: number;
 }
 
-function isTimeout(w: WaitIv): boolean {
-  return w.endedBy?.endsWith('.timeout') === true;
-}
-
 function conflicts(a: string, b: string): boolean {
   return a === 'exclusive' || b === 'exclusive';
 }
@@ -268,8 +264,7 @@ export class Detector {
     return { spans: s.spans.size, tasks: s.taskCount, openWaits: s.openWaits, openHolds: s.openHolds, activeDeadlocks: this.active.size };
   }
 
-  private build(core: Core): Finding {
-    const victims = victimsOf(this.store, core, NOW);
+  private build(core: Core, victims = victimsOf(this.store, core, NOW)): Finding {
     return deadlockFinding(
       core,
       { state: 'active', t: NOW, victims: victims.slice(0, this.maxVictims), victimCount: victims.length },
@@ -291,14 +286,11 @@ export class Detector {
   private refresh(fp: string, core: Core): void {
     const entry = this.active.get(fp)!;
     const same = entry.tasks.length === core.tasks.length && entry.tasks.every((t, i) => t === core.tasks[i]);
-    if (same) {
-      // Tasks that came to wait behind it since are its victims too (nothing is announced for them).
-      const victims = victimsOf(this.store, core, NOW);
-      const listed = entry.finding.victims;
-      if (listed !== undefined && listed.count === victims.length) return;
-    }
+    // Tasks that came to wait behind it since are its victims too (nothing is announced for them).
+    const victims = victimsOf(this.store, core, NOW);
+    if (same && entry.finding.victims?.count === victims.length) return;
     // Still the same incident: its fingerprint and the time it formed stay.
-    const f = this.build(core);
+    const f = this.build(core, victims);
     f.fingerprint = fp;
     f.formedAt = entry.finding.formedAt;
     this.close(fp);
@@ -325,7 +317,7 @@ export class Detector {
     for (const task of entry.tasks) {
       for (let w = task.waits; w !== undefined; w = w.next) {
         if (w.end === OPEN || w.start > entry.formed || w.end < entry.formed) continue;
-        const earlier = !best || w.end < best.w.end || (w.end === best.w.end && isTimeout(w) && !isTimeout(best.w));
+        const earlier = !best || w.end < best.w.end || (w.end === best.w.end && w.timedOut && !best.w.timedOut);
         if (earlier) best = { w, task };
       }
     }

@@ -182,6 +182,11 @@ export class WaitIv extends Interval {
     return by === undefined ? undefined : by instanceof SpanNode ? 'span.end' : by.name;
   }
 
+  /** Whether a timeout (`*.timeout`) ended it. */
+  get timedOut(): boolean {
+    return this.endedBy?.endsWith('.timeout') === true;
+  }
+
   /** The span whose event (or end) ended the wait; undefined while it is open. */
   get endedIn(): SpanNode | undefined {
     const by = this.endedWith;

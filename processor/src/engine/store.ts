@@ -646,7 +646,7 @@ export class GraphStore {
     if (evs[evs.length - 1].time > timeOf(frontier)) frontier = evs[evs.length - 1];
     for (const w of st.waits) frontier = endWithSpan(w, frontier);
     // Link and index what is new; a wait that was open and now timed out is a seed as a new one is.
-    for (let i = 0; i < oldWaits; i++) if (isTimeout(st.waits[i])) touched.timeouts.push(st.waits[i]);
+    for (let i = 0; i < oldWaits; i++) if (st.waits[i].timedOut) touched.timeouts.push(st.waits[i]);
     for (let i = oldWaits; i < st.waits.length; i++) {
       const w = st.waits[i];
       if (waitTail === undefined) task.waits = w;
@@ -857,7 +857,7 @@ export class GraphStore {
     const index = this.waitIndex(w);
     if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.add(id, w);
     else index?.add(w.res, w);
-    if (isTimeout(w)) touched.timeouts.push(w);
+    if (w.timedOut) touched.timeouts.push(w);
   }
 
   private indexOrder(o: OrderEdge, touched: Touched): void {
@@ -971,6 +971,11 @@ export class GraphStore {
   /** Marks a task for deriving a new event of a new span (or a log record), by `append` where it can. */
   private markAppend(e: WaitEvent, touched: Touched): void {
     const task = e.task;
+    // A span-task, or a task never derived, is derived whole: its events need no list (see `appendable`).
+    if (task.spanTask || task.frontierBy === undefined) {
+      this.markDirty(task, touched);
+      return;
+    }
     this.dirty.add(task);
     touched.tasks.add(task);
     if (this.rebuild.has(task)) return;
@@ -1006,12 +1011,11 @@ function tasksOf(span: SpanNode, out: TaskNode[], ownLast = false): TaskNode[] {
 }
 
 /**
- * Whether new events can be derived onto a task's intervals (`GraphStore.append`): it was derived before,
- * it is not a span-task (whose holds pass on when its span ends), and each event comes after everything
- * derived so far, from a span that is trusted. Sorts `evs`.
+ * Whether new events can be derived onto a task's intervals (`GraphStore.append`): each comes after
+ * everything derived so far, from a span that is trusted. Sorts `evs`. (`markAppend` lists events only of
+ * tasks derived before that are not span-tasks, whose holds pass on when their span ends.)
  */
 function appendable(task: TaskNode, evs: WaitEvent[]): boolean {
-  if (task.spanTask || task.frontier < 0) return false;
   for (const e of evs) if (!(e.time > task.frontier) || e.span.stale) return false;
   sortEvents(evs);
   return true;
@@ -1058,9 +1062,6 @@ function endWithSpan(w: WaitIv, frontier: FrontierBy): FrontierBy {
   return spanEnd > timeOf(frontier) ? w.span : frontier;
 }
 
-function isTimeout(w: WaitIv): boolean {
-  return w.endedBy?.endsWith('.timeout') === true;
-}
 
 function openHold(holds: HoldIv[], kind: string, res: string): HoldIv | undefined {
   for (const h of holds) if (h.end === OPEN && h.kind === kind && h.res === res) return h;
