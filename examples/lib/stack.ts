@@ -12,6 +12,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive, signalGroup } from '../../scripts/lib/processes.js';
 import type { ServiceName } from '../services/index.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -79,22 +80,8 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    // already gone
-  }
+function signalChild(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid !== undefined) signalGroup(child.pid, sig);
 }
 
 /** Starts the services and waits until every one is ready. */
@@ -106,13 +93,13 @@ export async function startServices(specs: ServiceSpec[], options: StackOptions)
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      for (const { child } of children) signalGroup(child, 'SIGTERM');
+      for (const { child } of children) signalChild(child, 'SIGTERM');
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline && children.some(({ child }) => child.pid !== undefined && alive(child.pid))) {
         await new Promise((r) => setTimeout(r, 100));
       }
       for (const { child, name } of children) {
-        signalGroup(child, 'SIGKILL');
+        signalChild(child, 'SIGKILL');
         if (options.pidDir) rmSync(join(options.pidDir, `example-${name}.pid`), { force: true });
       }
     })());

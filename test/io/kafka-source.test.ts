@@ -3,7 +3,7 @@
  * or a whole request per message, keyed by trace id or not), consumed in a group, applied before their
  * offsets are committed; poison messages dead-lettered while the stream goes on.
  */
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WaitgraphError } from '../../processor/src/errors.js';
 import {
@@ -16,7 +16,7 @@ import {
   type KafkaSourceOptions,
 } from '../../processor/src/io/index.js';
 import type { DecodedBatch } from '../../processor/src/model/span.js';
-import { ensureKafka, testKafkaClient, uniqueTopic, type TestKafka } from '../support/kafka.js';
+import { kafkaWithProducer, uniqueTopic, type TestKafka } from '../support/kafka.js';
 import { committedOffsets, decodeMessage, endOffsets, readTopic, recordingLogger, waitFor } from './kafka-helpers.js';
 import { makeSpans, tracesJson, tracesProto, waitEventLog } from './otlp-payloads.js';
 
@@ -26,10 +26,7 @@ let producer: Producer;
 const sources: KafkaSource<unknown>[] = [];
 
 beforeAll(async () => {
-  broker = await ensureKafka();
-  kafka = testKafkaClient(broker.brokers);
-  producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
+  ({ broker, kafka, producer } = await kafkaWithProducer());
 });
 afterAll(async () => {
   await producer?.disconnect();

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/index.js';
 import { endOffsets, readTopic, waitFor, type ReadMessage } from '../io/kafka-helpers.js';
 import { waitEventLog } from '../io/otlp-payloads.js';
-import { ensureKafka, testKafkaClient, uniqueTopic, type TestKafka } from '../support/kafka.js';
+import { ensureKafka, kafkaWithProducer, testKafkaClient, uniqueTopic, type TestKafka } from '../support/kafka.js';
 import { schemaErrors, validateAlert } from '../support/schemas.js';
 import { scenarioSpans, spanById, timedOut, tracesProto, type FixtureSpan } from './otlp-fixtures.js';
 import { every, post, startProcessor, stopProcessor, waitReady, type RunningProcessor } from './processes.js';
@@ -131,10 +131,7 @@ describe('waitgraph run on Kafka', () => {
   let producer: Producer;
 
   beforeAll(async () => {
-    broker = await ensureKafka();
-    kafka = testKafkaClient(broker.brokers);
-    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    ({ broker, kafka, producer } = await kafkaWithProducer());
   });
   afterAll(async () => {
     await producer?.disconnect();

@@ -7,6 +7,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { alive, signalGroup } from '../../scripts/lib/processes.js';
 
 export function setup(): void {
   const dir = mkdtempSync(join(tmpdir(), 'waitgraph-test-run-'));
@@ -22,28 +23,9 @@ export async function teardown(): Promise<void> {
     const pid = Number(readFileSync(join(dir, f), 'utf8').trim());
     if (pid > 0) pids.push(pid);
   }
-  for (const pid of pids) signal(pid, 'SIGTERM');
+  for (const pid of pids) signalGroup(pid, 'SIGTERM');
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 200));
-  for (const pid of pids) if (alive(pid)) signal(pid, 'SIGKILL');
+  for (const pid of pids) if (alive(pid)) signalGroup(pid, 'SIGKILL');
   rmSync(dir, { recursive: true, force: true });
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig); // the process group, where the server was started detached
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {}
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -9,7 +9,7 @@
  * so it never disturbs the test files that run beside it on the shared one.
  */
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { freePorts, runScript, sharedServer } from './servers.js';
 
 /** A broker started for this test run. */
@@ -99,6 +99,15 @@ function script(command: 'start' | 'stop', state: BrokerState): Promise<string> 
 /** A kafkajs client for tests: quiet, and quick to retry. */
 export function testKafkaClient(brokers: string[], clientId = 'waitgraph-test'): Kafka {
   return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 8 } });
+}
+
+/** The shared broker, a client of it and a connected producer: what a test file sets up first. */
+export async function kafkaWithProducer(): Promise<{ broker: TestKafka; kafka: Kafka; producer: Producer }> {
+  const broker = await ensureKafka();
+  const kafka = testKafkaClient(broker.brokers);
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  return { broker, kafka, producer };
 }
 
 /** A topic name no other test uses, so test files can share a broker. */
