@@ -104,6 +104,67 @@ describe('Detector.forget', () => {
     expect(d.stats()).toMatchObject({ spans: 0, tasks: 0, openHolds: 0 });
   });
 
+  it('looks at a span it kept again once the history has moved 10 s on, and forgets it when nothing rests on it any more', () => {
+    const d = new Detector();
+    const take = span({ service: 'a', name: 'take', start: 0, end: 2, attrs: { 'thread.id': 1 }, events: [[1, 'lock.acquire', lock('L')]] });
+    d.addSpans([take], at(3));
+    d.detect();
+    expect(d.forget(at(MIN))).toBe(0); // L is still held: the span stays
+    const free = span({ service: 'a', name: 'free', start: MIN + 1_000, end: MIN + 2_000, attrs: { 'thread.id': 1 }, events: [[MIN + 1_500, 'lock.release', lock('L')]] });
+    d.addSpans([free], at(MIN + 2_001));
+    d.detect();
+    expect(d.stats().openHolds).toBe(0);
+    // Both ended before the history now. The release stays while the span that took the lock does, and
+    // both come up again together, within 10 s of when the later was kept.
+    expect(d.forget(at(MIN + 5_000))).toBe(0);
+    const passes: number[] = [];
+    for (let t = MIN + 6_000; t <= MIN + 30_000; t += 500) passes.push(d.forget(at(t)));
+    expect(passes.filter((n) => n > 0)).toEqual([2]);
+    expect(passes.indexOf(2)).toBeLessThanOrEqual(18); // by MIN + 15 s
+    expect(d.stats()).toMatchObject({ spans: 0, tasks: 0, openHolds: 0 });
+  });
+
+  it('forgets a release once the span that took the lock has gone, instead of keeping it for good', () => {
+    const d = new Detector();
+    // The lock is taken in one span of thread 1 and released in a later one that outlasts the release.
+    const take = span({ service: 'a', name: 'take', start: 0, end: 2, attrs: { 'thread.id': 1 }, events: [[1, 'lock.acquire', lock('L')]] });
+    const free = span({ service: 'a', name: 'free', start: 5, end: 30_000, attrs: { 'thread.id': 1 }, events: [[10, 'lock.release', lock('L')]] });
+    d.addSpans([take, free], at(30_001));
+    d.detect();
+    // The hold ended before the history, the span with the release did not: the span that took it goes.
+    expect(d.forget(at(20_000))).toBe(1);
+    let forgotten = 0;
+    for (let t = 21_000; t <= 2 * MIN; t += 1_000) forgotten += d.forget(at(t));
+    expect(forgotten).toBe(1);
+    expect(d.stats()).toMatchObject({ spans: 0, tasks: 0, openHolds: 0 });
+  });
+
+  it('keeps the release of a lock its task inherited while the span that took the lock stays', () => {
+    const d = new Detector();
+    // Thread 1 runs a long request; a child span (a task of its own) takes L and M and ends holding both,
+    // so thread 1 inherits them. Thread 1 releases L in a later span; M it keeps, so the child's span stays.
+    const request = span({ service: 'a', name: 'request', start: 0, attrs: { 'thread.id': 1 } });
+    const child = span({
+      service: 'a',
+      name: 'child',
+      parent: request,
+      start: 1,
+      end: 3,
+      events: [
+        [2, 'lock.acquire', lock('L')],
+        [2, 'lock.acquire', lock('M')],
+      ],
+    });
+    const free = span({ service: 'a', name: 'free', parent: request, start: 4, end: 6, attrs: { 'thread.id': 1 }, events: [[5, 'lock.release', lock('L')]] });
+    d.addSpans([request, child, free], at(7));
+    d.detect();
+    expect(d.stats().openHolds).toBe(1); // M
+    // Both ended spans are before the history: the child's stays for M, and the release of L with it.
+    expect(d.forget(at(MIN))).toBe(0);
+    d.detect();
+    expect(d.stats()).toMatchObject({ spans: 3, openHolds: 1 });
+  });
+
   it('keeps a span long ended whose release ended a hold taken in a span still open, so the lock is not taken to be held again', () => {
     const d = new Detector();
     // Thread 1's request span, open for an hour, took L itself; a child span released it and ended.

@@ -84,6 +84,22 @@ class MultiIndex<T extends object> {
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
+/**
+ * How often `forget` looks again at the spans it kept (unix ns of the cutoff): every 10 s. A span may so
+ * outlive the history by up to that once nothing rests on it; looking on every pass would cost a pass
+ * over all kept spans several times a second.
+ */
+const RECHECK_NS = 10e9;
+
+/**
+ * When a span kept at `cutoff` is looked at again: the next multiple of RECHECK_NS. All spans kept within
+ * the same 10 s come up together, so spans that keep each other (a lock taken in one, released in
+ * another) are looked at, and go, together.
+ */
+function recheckAt(cutoff: number): number {
+  return (Math.floor(cutoff / RECHECK_NS) + 1) * RECHECK_NS;
+}
+
 function bool(v: AttrValue | undefined): boolean {
   return v === true || v === 'true';
 }
@@ -161,6 +177,12 @@ export class GraphStore {
 
   /** Spans to forget once they are older than the history (see `forget`): ended ones, and stale ones. */
   private readonly retirements = new SpanLog();
+  /**
+   * Spans `forget` kept because something still rests on them, by when to look at them again (the cutoff
+   * then, plus `RECHECK_NS`). Looking at every one of them on every pass would cost as much as they are
+   * many, each time: a service with a leaked lock keeps its span for good.
+   */
+  private readonly kept = new SpanLog();
   /** Lock-order edges of forgotten spans (see `forget`), by `first \0 then`: at most two per pair. */
   private readonly pastOrders = new Map<string, OrderEdge[]>();
 
@@ -191,12 +213,15 @@ export class GraphStore {
    * intervals that end after it, so a span that ended before it matters only through what outlives it;
    * such a span is kept while:
    * - it is where a hold or a certificate issue began that is open, or ended after `cutoff`;
-   * - it has a `cert.ready` while a wait for that certificate is open (the ready ends it), or a
-   *   `lock.release` that ended a hold its task inherited;
+   * - it has a `cert.ready` while a wait for that certificate is open (the ready ends it);
+   * - it has the release, check-in or ready that ended an interval begun in a span that stays (without it
+   *   the lock would look held again), a hold its task inherited included;
    * - it is a retry attempt (`http.request.resend_count`) whose parent is open or ended after `cutoff`:
    *   the parent waits only for the newest attempt, so the attempts must stay to tell which that is.
-   * A kept span is looked at again once the spans logged after it are gone. Forgetting only takes
-   * evidence away: what is forgotten can hide a deadlock older than the history, never make one up. The
+   * A kept span is looked at again at the next multiple of `RECHECK_NS` (see `recheckAt`). Forgetting
+   * only takes evidence away: what is forgotten can hide a deadlock older than the history, never make one
+   * up (for input that comes within the history: an acquire that arrives after its release was forgotten
+   * is a lock held for good). The
    * lock-order edges of a forgotten span stay (two per lock pair), so an inversion spread over more than
    * the history is still found.
    *
@@ -208,20 +233,23 @@ export class GraphStore {
     const log = this.retirements;
     const due: SpanNode[] = [];
     let cutoff = requested;
-    for (let at = log.oldestAt(); at !== undefined && (at < cutoff || this.spans.size - due.length > maxSpans); at = log.oldestAt()) {
-      if (at >= cutoff) cutoff = at + 1; // over the size: the history gets shorter
-      const s = log.shift();
-      if (this.spans.get(s.traceId, s.spanId) !== s) continue; // replaced by a newer version since
+    const take = (s: SpanNode) => {
+      if (this.spans.get(s.traceId, s.spanId) !== s) return; // replaced by a newer version since
       if (s.end === OPEN && !s.stale) {
         s.retiring = false; // fresh again: logged anew if it goes stale or ends
-        continue;
+        return;
       }
       if (s.end === OPEN && s.observedAt >= cutoff) {
         log.push(s, s.observedAt); // fresh again since it was logged, then stale again: from that time
-        continue;
+        return;
       }
       due.push(s);
+    };
+    for (let at = log.oldestAt(); at !== undefined && (at < cutoff || this.spans.size - due.length > maxSpans); at = log.oldestAt()) {
+      if (at >= cutoff) cutoff = at + 1; // over the size: the history gets shorter
+      take(log.shift());
     }
+    for (let at = this.kept.oldestAt(); at !== undefined && at <= cutoff; at = this.kept.oldestAt()) take(this.kept.shift());
     if (due.length === 0) return { forgotten: 0, cutoff };
     this.flush(touched);
     // Spans that began an interval still in view, or that hold a ready or a release something rests on.
@@ -236,8 +264,6 @@ export class GraphStore {
         tasks.add(ev.task);
         if (ev.kind.name === EVENT.CERT_READY && ev.id !== undefined) {
           for (const w of this.certWaits.get(ev.id)) if (w.end === OPEN || w.end >= cutoff) kept.add(s);
-        } else if (ev.kind.name === EVENT.LOCK_RELEASE && ev.task.orphanReleases.some((r) => r.lock === ev.id && r.time === ev.time)) {
-          kept.add(s);
         }
       }
     }
@@ -259,8 +285,7 @@ export class GraphStore {
     const emptied = new Set<TaskNode>();
     for (const s of due) {
       if (kept.has(s)) {
-        s.retiring = false;
-        this.retire(s, cutoff); // behind every span logged before now: looked at again after them
+        this.kept.push(s, recheckAt(cutoff)); // still logged (retiring): looked at again from then on
         continue;
       }
       for (const t of tasksOf(s, [])) {
@@ -319,6 +344,8 @@ export class GraphStore {
       for (const t of tasks) {
         for (let w = t.waits; w !== undefined; w = w.next) keep(w.endedIn, w.span);
         for (let h = t.holds; h !== undefined; h = h.next) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
+        // A hold handed over to this task, and released by it.
+        for (const h of t.inherited) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
         for (const i of t.issues) if (i.end !== OPEN) keep(closedBy(t, i.cert, i.end), i.span);
       }
     }
@@ -604,7 +631,9 @@ export class GraphStore {
     task.holds = linked(holds);
     task.issues = st.issues ?? EMPTY;
     task.orders = st.orders ?? EMPTY;
+    const releasesBefore = task.orphanReleases;
     task.orphanReleases = st.orphans ?? EMPTY;
+    if (task.inherited.length !== 0 && !sameReleases(releasesBefore, task.orphanReleases)) this.releasesChanged(task, touched);
     task.readies = st.readies;
     task.frontierBy = frontier;
     evs.length = waits.length = holds.length = 0; // not to keep what they held alive
@@ -673,7 +702,9 @@ export class GraphStore {
     if (st.readies) for (let i = oldReadies; i < st.readies.length; i++) this.certReady.add(st.readies[i].cert, st.readies[i]);
     task.issues = st.issues ?? EMPTY;
     task.orders = st.orders ?? EMPTY;
+    const newReleases = (st.orphans?.length ?? 0) !== task.orphanReleases.length;
     task.orphanReleases = st.orphans ?? EMPTY;
+    if (newReleases && task.inherited.length !== 0) this.releasesChanged(task, touched);
     task.readies = st.readies;
     task.frontierBy = frontier;
     // Open now, of those that were open and the new ones (nothing closed was reopened).
@@ -943,6 +974,14 @@ export class GraphStore {
     if (rest !== undefined) this.handovers.add(rest, h);
   }
 
+  /**
+   * A task's releases of locks it did not take changed: the holds it inherited are handed over again (by
+   * deriving the tasks that took them), so that a release that came after the hand-over ends its hold.
+   */
+  private releasesChanged(task: TaskNode, touched: Touched): void {
+    for (const h of task.inherited) this.markDirty(h.origin, touched);
+  }
+
   private dropHandover(h: HoldIv): void {
     const ho = h.handover!;
     if (ho.heir) ho.heir.inherited = ho.heir.inherited.filter((x) => x !== h);
@@ -997,6 +1036,13 @@ export class GraphStore {
       }
     }
   }
+}
+
+/** Whether two lists of releases are the same releases. */
+function sameReleases(a: readonly OrphanRelease[], b: readonly OrphanRelease[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i].lock !== b[i].lock || a[i].time !== b[i].time) return false;
+  return true;
 }
 
 /**
