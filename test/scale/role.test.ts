@@ -1,7 +1,8 @@
 /**
  * `waitgraph run --role both` on a real broker: a scale-out instance started from the command line decodes
- * a lock cycle spread over two partitions and publishes one alert that follows the alert schema; it stops
- * cleanly on SIGTERM. Without Kafka, a scale-out role is a usage error.
+ * a lock cycle spread over two partitions and publishes one alert that follows the alert schema; it serves
+ * `/healthz` and `/metrics` (consumer lag of both stages), and stops cleanly on SIGTERM. Without Kafka, a
+ * scale-out role is a usage error.
  */
 import { spawn } from 'node:child_process';
 import { Partitioners } from 'kafkajs';
@@ -10,6 +11,7 @@ import { lockCycle } from '../../processor/bench/cycle-spans.js';
 import { main, type CliIo } from '../../processor/src/cli/main.js';
 import { endOffsets, readTopic, waitFor } from '../io/kafka-helpers.js';
 import { ensureKafka, testKafkaClient, uniqueTopic } from '../support/kafka.js';
+import { freePorts } from '../support/servers.js';
 import { schemaErrors, validateAlert } from '../support/schemas.js';
 
 const BIN = new URL('../../bin/waitgraph.js', import.meta.url).pathname;
@@ -29,7 +31,9 @@ describe('waitgraph run --role', () => {
     const topics = { spans: `${run}.spans`, logs: `${run}.logs`, waits: `${run}.waits`, alerts: `${run}.alerts` };
     await broker.createTopic(topics.spans, 2);
     await broker.createTopic(topics.logs, 1);
-    const args = ['run', '--role', 'both', '--kafka-brokers', broker.bootstrap, '--group-id', run, '--instance-id', 'role-test'];
+    const [port] = await freePorts(1);
+    const url = `http://127.0.0.1:${port}`;
+    const args = ['run', '--role', 'both', '--kafka-brokers', broker.bootstrap, '--group-id', run, '--instance-id', 'role-test', '--port', String(port)];
     args.push('--spans-topic', topics.spans, '--logs-topic', topics.logs, '--waits-topic', topics.waits, '--alert-topic', topics.alerts);
     args.push('--dead-letter-topic', '', '--alert-file', '', '--stdout', 'none', '--log-level', 'warn', '--stale-after', '10m');
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -63,6 +67,16 @@ describe('waitgraph run --role', () => {
       // No second alert.
       await new Promise((ok) => setTimeout(ok, 2_000));
       expect(Object.values(await endOffsets(kafka, topics.alerts)).reduce((n, o) => n + Number(o), 0)).toBe(1);
+
+      // Health and metrics, as the single-instance processor serves them; no OTLP/HTTP receiver.
+      const health = await fetch(`${url}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ role: 'both', instance: 'role-test' });
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^waitgraph_consumer_lag\\{topic="${topics.spans.replace(/\./g, '\\.')}",partition="[01]"\\} 0$`, 'm'));
+      expect(metrics).toMatch(new RegExp(`^waitgraph_consumer_lag\\{topic="${topics.waits.replace(/\./g, '\\.')}",partition="\\d+"\\} 0$`, 'm'));
+      expect(metrics).toMatch(/^waitgraph_findings_total\{kind="deadlock",state="active"\} 1$/m);
+      expect((await fetch(`${url}/v1/traces`, { method: 'POST', body: '{}' })).status).toBe(404);
     } finally {
       const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
       child.kill('SIGTERM');

@@ -38,8 +38,11 @@ export interface Health {
 
 /** Options of `OtlpHttpReceiver`. */
 export interface OtlpHttpReceiverOptions {
-  /** Takes one export request's body. Throws a `bad-input` WaitgraphError for an unusable payload. Required. */
-  handle: (signal: OtlpSignal, body: Uint8Array, contentType: OtlpContentType) => Promise<void>;
+  /**
+   * Takes one export request's body. Throws a `bad-input` WaitgraphError for an unusable payload. Without
+   * it the server has no `/v1/traces` and `/v1/logs`, only `/metrics` and `/healthz` (a scale-out stage).
+   */
+  handle?: (signal: OtlpSignal, body: Uint8Array, contentType: OtlpContentType) => Promise<void>;
   /** Interface to listen on. Default `127.0.0.1`. */
   host?: string;
   /** Port; 0 picks a free one. Default 4318, OTLP/HTTP's. */
@@ -94,8 +97,9 @@ export class OtlpHttpReceiver {
   private shutdownPromise: Promise<void> | undefined;
 
   constructor(options: OtlpHttpReceiverOptions) {
-    if (typeof options.handle !== 'function') throw new WaitgraphError('bad-config', 'OtlpHttpReceiver: handle is required');
-    this.handle = options.handle;
+    if (options.handle !== undefined && typeof options.handle !== 'function') throw new WaitgraphError('bad-config', 'OtlpHttpReceiver: handle must be a function');
+    const handle = options.handle;
+    this.handle = handle;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 4318;
     this.maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -110,8 +114,12 @@ export class OtlpHttpReceiver {
     this.accepting = options.accepting ?? (() => this.health().ready);
     this.logger = options.logger ?? stderrLogger;
     this.routes = {
-      '/v1/traces': { POST: (req, res) => this.export('traces', req, res) },
-      '/v1/logs': { POST: (req, res) => this.export('logs', req, res) },
+      ...(handle === undefined
+        ? {}
+        : {
+            '/v1/traces': { POST: (req: IncomingMessage, res: ServerResponse) => this.export('traces', req, res) },
+            '/v1/logs': { POST: (req: IncomingMessage, res: ServerResponse) => this.export('logs', req, res) },
+          }),
       '/metrics': { GET: (_req, res) => this.serveMetrics(res) },
       '/healthz': { GET: (_req, res) => this.serveHealth(res) },
     };
@@ -173,7 +181,7 @@ export class OtlpHttpReceiver {
     }
     const body = await this.readBody(req);
     try {
-      await this.handle(signal, body, contentType);
+      await this.handle!(signal, body, contentType); // routed only with a handle
     } catch (err) {
       if (err instanceof WaitgraphError && err.code === 'bad-input') {
         throw new HttpFailure(400, RpcCode.INVALID_ARGUMENT, err.message, 'decode');

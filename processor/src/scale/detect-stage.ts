@@ -251,6 +251,7 @@ export class DetectStage {
           this.metrics?.badInput.inc({ reason: 'decode' });
         }
       }
+      this.metrics?.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
       return this.detectAndAnnounce(latestObserved);
     });
     await heartbeat();

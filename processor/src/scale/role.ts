@@ -5,11 +5,12 @@
  * and `detect` split the stages into separate deployments. See docs/architecture.md.
  *
  * Groups: the decode stage is `<group-id>-decode`, the ownership group `<group-id>-detect`. Alerts follow
- * `schemas/alert.schema.json`, as from the single-instance processor.
+ * `schemas/alert.schema.json`, as from the single-instance processor. `/metrics` and `/healthz` are served
+ * on `--host`/`--port`, as by the single-instance processor (without its OTLP/HTTP receiver).
  */
 import { DEFAULT_WAITS_TOPIC } from '../../../schemas/index.js';
 import { WaitgraphError } from '../errors.js';
-import { ProcessorMetrics } from '../io/index.js';
+import { OtlpHttpReceiver, ProcessorMetrics } from '../io/index.js';
 import { toAlert } from '../run/alerts.js';
 import type { RunLogger } from '../run/logger.js';
 import type { ResolvedRunOptions } from '../run/options.js';
@@ -41,6 +42,8 @@ export type ScaleOptions = Pick<
   | 'maxSpans'
   | 'shutdownTimeoutMs'
   | 'instanceId'
+  | 'host'
+  | 'port'
 > & {
   /** The wait-record topic. Default `waitgraph.waits`. */
   waitsTopic?: string;
@@ -54,6 +57,9 @@ export class ScaleProcessor {
   readonly metrics = new ProcessorMetrics();
   private readonly decode: DecodeStage | undefined;
   private readonly detect: DetectStage | undefined;
+  /** `/metrics` and `/healthz`. */
+  private readonly http: OtlpHttpReceiver;
+  private running = false;
   private readonly logger: RunLogger;
   private readonly shutdownTimeoutMs: number;
   private shutdownPromise: Promise<boolean> | undefined;
@@ -99,6 +105,13 @@ export class ScaleProcessor {
         render: (c) => toAlert(c.change, c.finding, source, new Date()),
       });
     }
+    this.http = new OtlpHttpReceiver({
+      host: options.host,
+      port: options.port,
+      metrics: this.metrics,
+      logger,
+      health: () => ({ ready: this.running, details: { role, instance: options.instanceId } }),
+    });
     this.done = new Promise<void>((ok, fail) => {
       this.settle = (err) => (err === undefined ? ok() : fail(err));
     });
@@ -107,15 +120,23 @@ export class ScaleProcessor {
 
   /** Starts the stages: detection first, so it follows the alert topic before any input is decoded. */
   async start(): Promise<void> {
+    let url: string;
     try {
+      // Listening first: /healthz answers 503 while the stages start.
+      url = (await this.http.start()).url;
       await this.detect?.start();
       await this.decode?.start();
     } catch (err) {
       await this.shutdown('start failed');
       throw err;
     }
+    this.running = true;
     this.decode?.stopped().catch((err: unknown) => void this.shutdown('the decode stage failed', err));
-    this.logger.info(`waitgraph ${WAITGRAPH_VERSION} running as --role ${this.role}`, { instance: this.detect?.instanceId });
+    this.logger.info(`waitgraph ${WAITGRAPH_VERSION} running as --role ${this.role}`, {
+      instance: this.detect?.instanceId,
+      metrics: `${url}/metrics`,
+      health: `${url}/healthz`,
+    });
   }
 
   /** Resolves when shut down; rejects with the failure that stopped it. */
@@ -127,7 +148,8 @@ export class ScaleProcessor {
   shutdown(reason: string, error?: unknown): Promise<boolean> {
     this.shutdownPromise ??= (async () => {
       this.logger.info('shutting down', { reason });
-      const work = Promise.allSettled([this.decode?.shutdown(), this.detect?.shutdown()]);
+      this.running = false;
+      const work = Promise.allSettled([this.decode?.shutdown(), this.detect?.shutdown(), this.http.shutdown()]);
       const timedOut = new Promise<'timeout'>((ok) => setTimeout(() => ok('timeout'), this.shutdownTimeoutMs).unref());
       const result = await Promise.race([work, timedOut]);
       this.settle(error);
