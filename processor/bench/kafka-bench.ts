@@ -21,13 +21,18 @@
  *    (a) and (a'), since (b) reads a broker that (a) has warmed (targets, for (b): >= 50,000 spans/s,
  *    ratio >= 0.5).
  * 3. Detection latency: `waitgraph run` in a child process (single-instance, then `--role both`) reads a
- *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000); every
- *    `--every` ms (default 150) a lock cycle is sent, its two spans on two partitions, and the time from
- *    producing the span that closes it to the alert on the alert topic is measured, over `--cycles` cycles
- *    (default 60). Target: p99 < 200 ms. A processor that falls behind shows as cycles not alerted.
+ *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000; six
+ *    seconds of it built, then repeated with new trace ids and later times). Once the processor has caught
+ *    up with the load (its consumer lag within two ticks of load; a processor that has just started runs
+ *    cold code for a few seconds), and not before `--warmup` s (default 3), every `--every` ms
+ *    (default 100) a lock cycle is sent, its two spans on two partitions, and the time from producing the
+ *    span that closes it to the alert on the alert topic is measured, over `--cycles` cycles (default 200).
+ *    Target: p99 < 200 ms. A processor that falls behind shows as cycles not alerted. `--series` prints
+ *    every cycle's latency in the order sent.
  *
  * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
- * single-instance run only).
+ * single-instance run only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
+ * (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -41,7 +46,7 @@ import { AlertLedger, createLogger, DetectionPipeline, kafkaInput, WaitInputCutt
 import { DecodeStage, DetectStage, WaitRecordBuilder } from '../src/scale/index.js';
 import { lockCycle } from './cycle-spans.js';
 import { benchBroker, freePort } from './kafka-broker.js';
-import { buildWorkload } from './otlp-workload.js';
+import { buildWorkload, repeatBatch } from './otlp-workload.js';
 
 const PARTITIONS = 6;
 const BATCH_SPANS = 500;
@@ -52,10 +57,12 @@ interface Args {
   rate: number;
   cycles: number;
   everyMs: number;
+  warmupMs: number;
+  series: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { parts: new Set(), spans: 300_000, rate: 60_000, cycles: 60, everyMs: 150 };
+  const args: Args = { parts: new Set(), spans: 300_000, rate: 60_000, cycles: 200, everyMs: 100, warmupMs: 3_000, series: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => Number(argv[++i]);
@@ -63,8 +70,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--rate') args.rate = num();
     else if (a === '--cycles') args.cycles = num();
     else if (a === '--every') args.everyMs = num();
+    else if (a === '--warmup') args.warmupMs = num() * 1000;
+    else if (a === '--series') args.series = true;
     else if (a === 'throughput' || a === 'latency' || a === 'latency-all') args.parts.add(a);
-    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, latency-all, --spans n, --rate n, --cycles n, --every ms)`);
+    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, latency-all, --spans n, --rate n, --cycles n, --every ms, --warmup s, --series)`);
   }
   if (args.parts.size === 0) args.parts = new Set(['throughput', 'latency']);
   return args;
@@ -328,6 +337,38 @@ async function groupStable(kafka: Kafka, groupId: string): Promise<boolean> {
   }
 }
 
+/** A topic the processor reads. */
+interface Reader {
+  topic: string;
+  /** Messages on the topic for each load batch (a decode stage splits a batch by detection partition). */
+  perBatch: number;
+}
+
+/** The longest warm-up: a processor that has not caught up by then is measured as it is. */
+const WARMUP_LIMIT_MS = 30_000;
+
+/**
+ * Waits at least `minMs`, then until the processor's consumer lag (`waitgraph_consumer_lag` on its
+ * `/metrics`) on every topic it reads is within two ticks of load (`perTick` batches, each `perBatch`
+ * messages on the topic). Returns when it had caught up (ms from now), or undefined after WARMUP_LIMIT_MS.
+ */
+async function warmUp(url: string, readers: Reader[], minMs: number, perTick: number): Promise<number | undefined> {
+  const start = Date.now();
+  await new Promise((ok) => setTimeout(ok, minMs));
+  while (Date.now() - start < WARMUP_LIMIT_MS) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const lag = (topic: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`waitgraph_consumer_lag{topic="${topic}"`))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const seen = (topic: string) => text.includes(`waitgraph_consumer_lag{topic="${topic}"`);
+    if (readers.every((r) => seen(r.topic) && lag(r.topic) <= 2 * perTick * r.perBatch)) return Date.now() - start;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+  return undefined;
+}
+
 /** Starts `waitgraph run` on the topics; resolves when it takes input. */
 async function startProcessor(
   kafka: Kafka,
@@ -335,13 +376,14 @@ async function startProcessor(
   topics: { spans: string; logs: string; alerts: string; waits: string },
   id: string,
   role: LatencyRole,
-): Promise<{ child: ChildProcess; url: string }> {
+): Promise<{ child: ChildProcess; url: string; readers: Reader[] }> {
   const port = await freePort();
   const bin = new URL('../../bin/waitgraph.js', import.meta.url).pathname;
   const group = `bench-run-${id}-${role}`;
   const child = spawn(
     process.execPath,
     [
+      ...(process.env.BENCH_PROCESSOR_NODE_ARGS ? process.env.BENCH_PROCESSOR_NODE_ARGS.split(' ') : []),
       bin,
       'run',
       ...(role === 'both' ? ['--role', 'both', '--waits-topic', topics.waits] : []),
@@ -373,7 +415,14 @@ async function startProcessor(
     if (Date.now() > deadline) throw new Error('kafka-bench: waitgraph run did not become ready');
     await new Promise((ok) => setTimeout(ok, 100));
   }
-  return { child, url };
+  const readers: Reader[] =
+    role === 'all'
+      ? [{ topic: topics.spans, perBatch: 1 }]
+      : [
+          { topic: topics.spans, perBatch: 1 },
+          { topic: topics.waits, perBatch: PARTITIONS },
+        ];
+  return { child, url, readers };
 }
 
 /** Reads a counter's value from Prometheus text. */
@@ -388,13 +437,15 @@ async function latency(bootstrap: string, args: Args, role: LatencyRole) {
   const topics = { spans: `bench.lat.spans.${id}`, logs: `bench.lat.logs.${id}`, alerts: `bench.lat.alerts.${id}`, waits: `bench.lat.waits.${id}` };
   await createTopics(kafka, [topics.spans, topics.waits]);
   await createTopics(kafka, [topics.logs, topics.alerts], 1);
-  const loadSeconds = Math.ceil((args.cycles * args.everyMs) / 1000) + 3;
-  const loadSpans = args.rate * loadSeconds;
-  log(`building ${loadSpans} spans of background load (${args.rate} spans/s for ${loadSeconds} s)...`);
-  const load = buildWorkload({ spans: loadSpans, batchSize: BATCH_SPANS, seed: 7 });
+  // The load is built for a few seconds and repeated with new trace ids and later times for as long as the
+  // run needs (see repeatBatch): a warm-up, the cycles, and a second after them.
+  const loadSeconds = 6;
+  log(`building ${args.rate * loadSeconds} spans of background load (${args.rate} spans/s, repeated as long as needed)...`);
+  const load = buildWorkload({ spans: args.rate * loadSeconds, batchSize: BATCH_SPANS, seed: 7 });
+  const shiftNs = load.batches.length * 1e9; // the workload's clock moves 1 s per batch
   const cycles = Array.from({ length: args.cycles }, (_, i) => lockCycle(`bench-${id}-${i}`));
 
-  const { child, url } = await startProcessor(kafka, bootstrap, topics, id, role);
+  const { child, url, readers } = await startProcessor(kafka, bootstrap, topics, id, role);
   const arrived = new Map<string, number>();
   const alerts = kafka.consumer({ groupId: `bench-alerts-${id}`, maxWaitTimeInMs: 20 });
   await alerts.connect();
@@ -411,28 +462,56 @@ async function latency(bootstrap: string, args: Args, role: LatencyRole) {
   const cycleProducer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await cycleProducer.connect();
   try {
-    // The load: batches paced to the rate, one tick every 50 ms.
+    // The load: batches paced to the rate, one tick every 50 ms, until the cycles are done.
     const perTick = (args.rate / BATCH_SPANS) * 0.05;
     let sentBatches = 0;
+    let loadOn = true;
     const loadStart = Date.now();
     const loadDone = (async () => {
-      while (sentBatches < load.batches.length) {
-        const due = Math.min(load.batches.length, Math.floor(((Date.now() - loadStart) / 50 + 1) * perTick));
+      while (loadOn) {
+        const due = Math.floor(((Date.now() - loadStart) / 50 + 1) * perTick);
         if (due > sentBatches) {
-          await produceAll(producer, topics.spans, load.batches.slice(sentBatches, due), sentBatches);
+          const n = load.batches.length;
+          const next = Array.from({ length: due - sentBatches }, (_, i) => repeatBatch(load.batches[(sentBatches + i) % n], Math.floor((sentBatches + i) / n), shiftNs));
+          await produceAll(producer, topics.spans, next, sentBatches);
           sentBatches = due;
         }
         await new Promise((ok) => setTimeout(ok, 10));
       }
     })();
-    // Cycles, once the load runs: the closing span's produce time is where latency starts.
-    await new Promise((ok) => setTimeout(ok, 1_000));
+    // Warm-up: latency is measured at the load, once the processor has caught up with it (a processor that
+    // has just started runs cold code, and takes a few seconds to catch up), and not before --warmup s.
+    const caughtUpMs = await warmUp(url, readers, args.warmupMs, perTick);
+    log(
+      caughtUpMs === undefined
+        ? `warm-up: the processor had not caught up with the load after ${WARMUP_LIMIT_MS / 1000} s; measuring anyway`
+        : `warm-up: the processor caught up with the load ${(caughtUpMs / 1000).toFixed(1)} s after it began; cycles from ${((Date.now() - loadStart) / 1000).toFixed(1)} s`,
+    );
+    // With --series, the processor's state every second: spans taken in, spans in its graph, RSS, lag.
+    const states: string[] = [];
+    const sampler =
+      args.series && role === 'all'
+        ? setInterval(() => {
+            void fetch(`${url}/metrics`).then(async (r) => {
+              const t = await r.text();
+              const lag = t.split('\n').filter((l) => l.startsWith('waitgraph_consumer_lag{')).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+              states.push(`${((Date.now() - loadStart) / 1000).toFixed(0)}s:${round(metric(t, 'waitgraph_spans_received_total') / 1000)}k/${round(metric(t, 'waitgraph_graph_spans') / 1000)}k/${round(metric(t, 'process_resident_memory_bytes') / 2 ** 20)}MiB/${round(metric(t, 'nodejs_heap_size_used_bytes') / 2 ** 20)}MiB/${lag}`);
+            }, () => {});
+          }, 1_000)
+        : undefined;
+    // Cycles: the closing span's produce time is where latency starts.
     const sentAt = new Map<string, number>();
     for (const c of cycles) {
       await cycleProducer.send({ topic: topics.spans, acks: 1, messages: [{ partition: 0, value: Buffer.from(c.messages[0]) }] });
       sentAt.set(c.fingerprint, Date.now());
       await cycleProducer.send({ topic: topics.spans, acks: 1, messages: [{ partition: 1, value: Buffer.from(c.messages[1]) }] });
       await new Promise((ok) => setTimeout(ok, args.everyMs));
+    }
+    await new Promise((ok) => setTimeout(ok, 1_000));
+    loadOn = false;
+    if (sampler) {
+      clearInterval(sampler);
+      log(`processor (time: spans in / in the graph / RSS / heap used / consumer lag in messages): ${states.join(' ')}`);
     }
     await loadDone;
     const loadMs = Date.now() - loadStart;
@@ -441,16 +520,19 @@ async function latency(bootstrap: string, args: Args, role: LatencyRole) {
     await until(() => cycles.every((c) => arrived.has(c.fingerprint)), 'every cycle alert', 30_000, 20).catch(() => {});
     const waitedMs = Date.now() - lastCycle;
     const spansIn = role === 'all' ? metric(await (await fetch(`${url}/metrics`)).text(), 'waitgraph_spans_received_total') : undefined;
+    if (args.series) log(`latency series (ms, in the order sent; -1 not alerted): ${cycles.map((c) => (arrived.has(c.fingerprint) ? arrived.get(c.fingerprint)! - sentAt.get(c.fingerprint)! : -1)).join(' ')}`);
     const lat = cycles.filter((c) => arrived.has(c.fingerprint)).map((c) => arrived.get(c.fingerprint)! - sentAt.get(c.fingerprint)!).sort((a, b) => a - b);
     const missing = cycles.length - lat.length;
     const result = {
       path: role === 'all' ? 'waitgraph run' : 'waitgraph run --role both',
       cycles: cycles.length,
-      loadSpansPerSec: round((load.spanCount / loadMs) * 1000),
+      loadSpansPerSec: round(((sentBatches * BATCH_SPANS) / loadMs) * 1000),
+      caughtUpAfterMs: caughtUpMs ?? null,
       ...(spansIn !== undefined ? { processorSpansIn: spansIn } : {}),
       alerted: lat.length,
       missingAfterMs: missing > 0 ? waitedMs : 0,
       p50Ms: lat.length ? quantile(lat, 0.5) : null,
+      p90Ms: lat.length ? quantile(lat, 0.9) : null,
       p99Ms: missing > 0 ? null : quantile(lat, 0.99),
       maxMs: lat.length ? lat[lat.length - 1] : null,
     };
@@ -458,7 +540,7 @@ async function latency(bootstrap: string, args: Args, role: LatencyRole) {
       `latency (${result.path}, load ${result.loadSpansPerSec} spans/s, ${result.cycles} cycles): ` +
         (missing > 0
           ? `${missing} cycles not alerted ${waitedMs} ms after the last one (the processor fell behind); p50 of the others ${result.p50Ms} ms`
-          : `p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms`),
+          : `p50 ${result.p50Ms} ms, p90 ${result.p90Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms`),
     );
     return result;
   } finally {

@@ -109,8 +109,15 @@ function spanAttributes(rand: () => number, i: number): Attributes {
   return attrs;
 }
 
-function waitEvents(rand: () => number, start: number, duration: number): TimedEvent[] {
+/**
+ * 2-4 wait events over one lock or one pool: wait, take, give back, wait again (for another lock, or the
+ * pool once more; that wait ends with the span). An open span (a partial snapshot) may stop after the
+ * take, still holding; an ended one gives back what it took, as a thread does: a span of two takes without
+ * waiting first.
+ */
+function waitEvents(rand: () => number, start: number, duration: number, open: boolean): TimedEvent[] {
   const count = 2 + ((rand() * 3) | 0);
+  const pick = (all: TimedEvent[]) => (open || count !== 2 ? all.slice(0, count) : all.slice(1, 3));
   const t = (f: number) => hr(start + duration * f);
   if (rand() < 0.5) {
     const lock = { [ATTR.LOCK_ID]: `orders-db/${TABLES[(rand() * TABLES.length) | 0]}/${(rand() * 1000) | 0}`, [ATTR.LOCK_MODE]: 'exclusive', [ATTR.LOCK_KIND]: 'row' };
@@ -120,7 +127,7 @@ function waitEvents(rand: () => number, start: number, duration: number): TimedE
       { name: EVENT.LOCK_RELEASE, time: t(0.8), attributes: { [ATTR.LOCK_ID]: lock[ATTR.LOCK_ID] } },
       { name: EVENT.LOCK_WAIT, time: t(0.85), attributes: { ...lock, [ATTR.LOCK_ID]: `${lock[ATTR.LOCK_ID]}-b` } },
     ];
-    return all.slice(0, count);
+    return pick(all);
   }
   const pool = { [ATTR.POOL_NAME]: POOLS[(rand() * POOLS.length) | 0], [ATTR.POOL_SIZE]: 10 };
   const all: TimedEvent[] = [
@@ -129,7 +136,7 @@ function waitEvents(rand: () => number, start: number, duration: number): TimedE
     { name: EVENT.POOL_CHECKIN, time: t(0.9), attributes: { [ATTR.POOL_NAME]: pool[ATTR.POOL_NAME] } },
     { name: EVENT.POOL_WAIT, time: t(0.95), attributes: pool },
   ];
-  return all.slice(0, count);
+  return pick(all);
 }
 
 /**
@@ -179,7 +186,7 @@ export function generateSpanBatches(options: OtlpWorkloadOptions = {}): Readable
         const open = index % partialEveryNth === partialEveryNth - 1;
         const attributes = spanAttributes(rand, index);
         if (open) attributes[ATTR.SPAN_PARTIAL] = true;
-        const events = index % waitEvery === 0 ? waitEvents(rand, start, duration) : [];
+        const events = index % waitEvery === 0 ? waitEvents(rand, start, duration, open) : [];
         const ctx: SpanContext = { traceId, spanId, traceFlags: TraceFlags.SAMPLED };
         const parentCtx: SpanContext | undefined = parent ? { traceId, spanId: parent, traceFlags: TraceFlags.SAMPLED } : undefined;
         batch.push({
@@ -230,4 +237,82 @@ export function buildWorkload(options: OtlpWorkloadOptions = {}): OtlpWorkload {
     }
   }
   return { batches: out, spanCount, eventCount, partialCount, bytes };
+}
+
+/** Where a batch's trace ids (16 bytes each) and times (fixed64) are: see `repeatBatch`. */
+interface BatchFields {
+  traceIds: number[];
+  times: number[];
+}
+const batchFields = new WeakMap<Uint8Array, BatchFields>();
+
+/**
+ * Finds a serialized ExportTraceServiceRequest's trace ids and times: ResourceSpans (1) > ScopeSpans (2) >
+ * Span (2) > trace_id (1), start and end time (7, 8), and each Event (11) > time (1).
+ */
+function fieldsOf(bytes: Uint8Array): BatchFields {
+  const out: BatchFields = { traceIds: [], times: [] };
+  let pos = 0;
+  const varint = (): number => {
+    let v = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[pos++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+    }
+  };
+  // Calls `field(number, wireType, end of its value)` for each field of the message ending at `end`.
+  const walk = (end: number, field: (n: number, wire: number, valueEnd: number) => void): void => {
+    while (pos < end) {
+      const tag = varint();
+      const wire = tag & 7;
+      const n = Math.floor(tag / 8);
+      let valueEnd: number;
+      if (wire === 0) {
+        varint();
+        continue;
+      } else if (wire === 1) valueEnd = pos + 8;
+      else if (wire === 5) valueEnd = pos + 4;
+      else if (wire === 2) valueEnd = varint() + pos;
+      else throw new Error(`repeatBatch: wire type ${wire} at ${pos}`);
+      field(n, wire, valueEnd);
+      pos = valueEnd;
+    }
+  };
+  walk(bytes.length, (n, wire, end) => {
+    if (n !== 1 || wire !== 2) return;
+    walk(end, (n2, w2, end2) => {
+      if (n2 !== 2 || w2 !== 2) return;
+      walk(end2, (n3, w3, end3) => {
+        if (n3 !== 2 || w3 !== 2) return;
+        walk(end3, (f, w, fEnd) => {
+          if (f === 1 && w === 2 && fEnd - pos === 16) out.traceIds.push(pos);
+          else if ((f === 7 || f === 8) && w === 1) out.times.push(pos);
+          else if (f === 11 && w === 2) walk(fEnd, (e, ew) => void (e === 1 && ew === 1 && out.times.push(pos)));
+        });
+      });
+    });
+  });
+  return out;
+}
+
+/**
+ * The `k`-th repetition of a workload batch: a copy with every trace id changed (its last 4 bytes XORed
+ * with `k`) and every time but the unset ones moved `k * shiftNs` later. A paced load can so run longer
+ * than the spans built for it, with new spans, not the same ones again (which a detector takes in as
+ * duplicates, far more cheaply). Repetition 0 is the batch itself.
+ */
+export function repeatBatch(bytes: Uint8Array, k: number, shiftNs: number): Uint8Array {
+  if (k === 0) return bytes;
+  let fields = batchFields.get(bytes);
+  if (fields === undefined) batchFields.set(bytes, (fields = fieldsOf(bytes)));
+  const copy = bytes.slice();
+  const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+  for (const p of fields.traceIds) view.setUint32(p + 12, view.getUint32(p + 12) ^ k);
+  const shift = BigInt(k) * BigInt(Math.round(shiftNs));
+  for (const p of fields.times) {
+    const t = view.getBigUint64(p, true);
+    if (t !== 0n) view.setBigUint64(p, t + shift, true);
+  }
+  return copy;
 }
