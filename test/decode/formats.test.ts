@@ -12,7 +12,8 @@ import { ATTR, EVENT } from '../../schemas/index.js';
 import { decodeBuffer, decodeFile, decodeJaegerJson, decodeOtlpJson, decodeOtlpTracesProto } from '../../processor/src/decode/index.js';
 import type { SpanRecord } from '../../processor/src/model/span.js';
 import { SpanKind } from '../../processor/src/model/span.js';
-import { buildWorkload } from '../../processor/bench/otlp-workload.js';
+import { buildWorkload, generateSpanBatches } from '../../processor/bench/otlp-workload.js';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'decode');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name));
@@ -181,5 +182,24 @@ describe('the Collector file exporter and other containers', () => {
 
   it('names a missing file in an io error', async () => {
     await expect(decodeFile(join(dir, 'nope.json'))).rejects.toMatchObject({ code: 'io', message: expect.stringContaining('nope.json') });
+  });
+});
+
+describe('OTLP protobuf span ids', () => {
+  it('decodes every span id and parent id as the SDK set them, through the cache of ids that children share', () => {
+    // 6,000 spans: far more ids than the cache has slots, so slots are taken over again and again.
+    const batches = generateSpanBatches({ spans: 6_000, batchSize: 500, seed: 11 });
+    let checked = 0;
+    for (const batch of batches) {
+      const decoded = decodeOtlpTracesProto(ProtobufTraceSerializer.serializeRequest(batch)!).spans;
+      expect(decoded).toHaveLength(batch.length);
+      batch.forEach((sdk, i) => {
+        expect(decoded[i].traceId).toBe(sdk.spanContext().traceId);
+        expect(decoded[i].spanId).toBe(sdk.spanContext().spanId);
+        expect(decoded[i].parentSpanId).toBe(sdk.parentSpanContext?.spanId);
+        checked++;
+      });
+    }
+    expect(checked).toBe(6_000);
   });
 });

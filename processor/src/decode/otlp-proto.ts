@@ -231,6 +231,27 @@ function traceIdHex(b: Uint8Array, p: number): string {
   return lastTraceHex;
 }
 
+// Span ids converted lately, by a hash of their bytes: a span's id is its children's parent id, mostly in
+// the same batch, so the two share one string (less to allocate, and to keep for every span the detector
+// keeps). Direct-mapped; a collision replaces the entry.
+const ID_SLOTS = 1024;
+const idLo = new Int32Array(ID_SLOTS);
+const idHi = new Int32Array(ID_SLOTS);
+const idHex: string[] = new Array<string>(ID_SLOTS).fill('');
+
+function spanIdHex(b: Uint8Array, p: number): string {
+  const lo = b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24);
+  const hi = b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24);
+  const slot = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 22) & (ID_SLOTS - 1);
+  const cached = idHex[slot];
+  if (cached !== '' && idLo[slot] === lo && idHi[slot] === hi) return cached;
+  const hex = bytesToHex(b, p, p + 8);
+  idLo[slot] = lo;
+  idHi[slot] = hi;
+  idHex[slot] = hex;
+  return hex;
+}
+
 function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, pi: number): boolean {
   const at = r.pos;
   const index = ++ctx.spanCount;
@@ -307,11 +328,11 @@ function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
     return false;
   }
   // An all-zero parent is how some tools write "no parent".
-  const parentSpanId = pidLen === 8 && !allZero(b, pidPos, pidPos + 8) ? bytesToHex(b, pidPos, pidPos + 8) : undefined;
+  const parentSpanId = pidLen === 8 && !allZero(b, pidPos, pidPos + 8) ? spanIdHex(b, pidPos) : undefined;
   ctx.spans.push(
     makeSpan(
       traceIdHex(b, tidPos),
-      bytesToHex(b, sidPos, sidPos + 8),
+      spanIdHex(b, sidPos),
       parentSpanId,
       name,
       (kind <= 5 ? kind : 0) as SpanKind,
