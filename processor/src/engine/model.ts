@@ -48,6 +48,12 @@ const DETACHED = 1;
 const PLACEHOLDER = 2;
 const STALE = 4;
 const RETIRING = 8;
+const FLAGS = 15;
+/** `SpanNode.bits`: the flags, then the retry attempt plus one (8 bits), then the event count. */
+const ATTEMPT_SHIFT = 4;
+const COUNT_SHIFT = 12;
+const MAX_ATTEMPT = 254;
+const MAX_COUNT = 2 ** 18 - 1;
 
 /** The newest version of one span. */
 export class SpanNode {
@@ -57,7 +63,10 @@ export class SpanNode {
    */
   events: WaitEvent | undefined = undefined;
   private endOrOpen: number | undefined;
-  private flags: number;
+  /** Undefined for the most spans, which have no events: a time would be a heap number of its own. */
+  private lastEvent: number | undefined;
+  /** The flags, the attempt and the event count in one small integer (see ATTEMPT_SHIFT): fewer fields. */
+  private bits: number;
 
   constructor(
     readonly traceId: string,
@@ -71,19 +80,48 @@ export class SpanNode {
     /** The task whose span this is (for parent/child waits and hold hand-over). */
     readonly task: TaskNode,
     /** How many span events the version had (for choosing the newest version). */
-    readonly eventCount: number,
-    /** The latest event time of the version (for choosing the newest version). */
-    readonly lastEventTime: number,
+    eventCount: number,
+    /** The latest event time of the version (for choosing the newest version), 0 without events. */
+    lastEventTime: number,
     /** When the processor last saw a version of this span (caller's clock), for staleness. */
     public observedAt: number,
     /** `http.request.resend_count`, or -1 where the span is not a retry attempt. */
-    readonly attempt: number,
+    attempt: number,
     detached: boolean,
     /** Whether only log events have been seen for this span so far. */
     placeholder: boolean,
   ) {
     this.endOrOpen = end === OPEN ? undefined : end;
-    this.flags = (detached ? DETACHED : 0) | (placeholder ? PLACEHOLDER : 0);
+    this.lastEvent = lastEventTime === 0 ? undefined : lastEventTime;
+    this.bits =
+      (detached ? DETACHED : 0) |
+      (placeholder ? PLACEHOLDER : 0) |
+      ((Math.min(attempt, MAX_ATTEMPT) + 1) << ATTEMPT_SHIFT) |
+      (Math.min(eventCount, MAX_COUNT) << COUNT_SHIFT);
+  }
+
+  /** How many span events the version had (up to 262,143), for choosing the newest version. */
+  get eventCount(): number {
+    return this.bits >>> COUNT_SHIFT;
+  }
+
+  /** The latest event time of the version, 0 without events. */
+  get lastEventTime(): number {
+    const t = this.lastEvent;
+    return t === undefined ? 0 : t;
+  }
+
+  /** `http.request.resend_count` (up to 254), or -1 where the span is not a retry attempt. */
+  get attempt(): number {
+    return ((this.bits >>> ATTEMPT_SHIFT) & 0xff) - 1;
+  }
+
+  private get flags(): number {
+    return this.bits & FLAGS;
+  }
+
+  private set flags(v: number) {
+    this.bits = (this.bits & ~FLAGS) | v;
   }
 
   /** OPEN while the span has not ended. */
