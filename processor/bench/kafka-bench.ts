@@ -15,6 +15,8 @@
  *        them, running side by side, until the detection stage has taken in every span;
  *    (c) for reference, whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and
  *        detect() per batch, nothing cut;
+ *    (d0) KafkaSource alone, nothing decoded, and (d1) KafkaSource with the run path's decode and cut but no
+ *        engine: what (b) could reach if detection cost nothing;
  *    spans/s of each and the ratio of each to (a);
  *    (a') the plain consumer once more at the end, the broker now warm (its JIT and page cache; a fresh
  *    broker serves the first reader several times slower). The target's ratio is (b) to the faster of
@@ -222,6 +224,30 @@ async function wholeSpansRead(bootstrap: string, topic: string, spans: number): 
   return last - first;
 }
 
+/**
+ * (d) What the run path costs without the engine: KafkaSource, with each message decoded and cut as the
+ * run path does it (`cut`), or not decoded at all; timed from the first batch fetched to the last message.
+ */
+async function sourceOnlyRead(bootstrap: string, topic: string, messages: number, cut: boolean): Promise<number> {
+  const cutter = new WaitInputCutter();
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  const source = new KafkaSource<number>({
+    ...sourceOptions(bootstrap, topic),
+    decode: (m: SourceMessage) => (cut ? cutter.cut({ signal: 'traces', encoding: 'proto', bytes: m.value, name: m.name }).spans : m.value.length),
+    apply: async (batch, info) => {
+      if (first === 0) first = info.receivedAtMs;
+      seen += batch.length;
+      last = Date.now();
+    },
+  });
+  await source.start();
+  await until(() => seen >= messages, 'the source-only consumer');
+  await source.shutdown();
+  return last - first;
+}
+
 /** (b') The decode stage and the detection stage side by side, until detection has taken in every span. */
 async function twoStageRead(bootstrap: string, topic: string, spans: number): Promise<{ ms: number; kept: number }> {
   const id = randomUUID().slice(0, 8);
@@ -294,12 +320,18 @@ async function throughput(bootstrap: string, args: Args) {
   const wholeMs = await wholeSpansRead(bootstrap, topic, work.spanCount);
   const whole = round((work.spanCount / wholeMs) * 1000);
   log(`(c)   whole spans, decode + engine on loop:  ${whole} spans/s (${round(wholeMs)} ms), ratio ${ratio(whole, plain)}`);
+  const bareMs = await sourceOnlyRead(bootstrap, topic, work.batches.length, false);
+  const bare = round((work.spanCount / bareMs) * 1000);
+  log(`(d0)  KafkaSource alone, nothing decoded:    ${bare} spans/s (${round(bareMs)} ms)`);
+  const cutMs = await sourceOnlyRead(bootstrap, topic, work.batches.length, true);
+  const cutOnly = round((work.spanCount / cutMs) * 1000);
+  log(`(d1)  KafkaSource + decode and cut, no engine: ${cutOnly} spans/s (${round(cutMs)} ms): what (b) could reach with a free engine`);
   const warmMs = await plainRead(kafka, topic, work.batches.length);
   const warm = round((work.spanCount / warmMs) * 1000);
   log(`(a')  plain consumer again, broker warm:     ${warm} spans/s (${round(warmMs)} ms); (b) to it: ${ratio(waitgraph, warm)}`);
   // The target's ratio is to the faster plain read: (b) reads a broker that (a) has warmed.
   const fastest = Math.max(plain, warm);
-  log(`ratio of (b) to the faster plain read: ${ratio(waitgraph, fastest)} (target >= 0.5)`);
+  log(`ratio of (b) to the faster plain read: ${ratio(waitgraph, fastest)} (target >= 0.5); of (d1), with no engine at all: ${ratio(cutOnly, fastest)}`);
   return {
     spans: work.spanCount,
     messages: work.batches.length,
@@ -315,6 +347,9 @@ async function throughput(bootstrap: string, args: Args) {
     wholeRatio: ratio(whole, plain),
     warmPlainSpansPerSec: warm,
     ratioToWarmPlain: ratio(waitgraph, warm),
+    sourceAloneSpansPerSec: bare,
+    decodeAndCutSpansPerSec: cutOnly,
+    decodeAndCutRatio: ratio(cutOnly, fastest),
   };
 }
 
