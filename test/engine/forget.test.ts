@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../processor/src/engine/index.js';
+import type { GraphStore } from '../../processor/src/engine/store.js';
 import { SpanKind, type SpanRecord } from '../../processor/src/model/span.js';
 import { at, lock, span } from '../support/span-factory.js';
 
@@ -55,6 +56,29 @@ describe('Detector.forget', () => {
     expect(stats.tasks).toBeLessThanOrEqual((3_000 + 600) * 2);
     expect(stats.openHolds).toBe(0);
     expect(d.findings()).toEqual([]);
+  });
+
+  it('lets go of the holds of a long-lived thread that are older than the history, not only of threads that end', () => {
+    const d = new Detector();
+    const history = 5 * MIN;
+    // Thread 7 serves a request every 100 ms for an hour, each taking and freeing one of 50 rows.
+    for (let i = 0; i < 36_000; i++) {
+      const now = i * 100;
+      d.addSpans(request(i, now, 7), at(now + 10));
+      if (i % 600 === 599) {
+        d.forget(at(now - history));
+        d.detect();
+      }
+    }
+    const store = (d as unknown as { store: GraphStore }).store;
+    let holds = 0;
+    for (let r = 0; r < 50; r++) holds += [...store.holdsAt('lock', `row-${r}`, at(0))].length;
+    // The holds of the last 5 to 6 minutes: 3,000 to 3,600 requests.
+    expect(holds).toBeGreaterThanOrEqual(3_000);
+    expect(holds).toBeLessThanOrEqual(3_600);
+    // The thread, and the render spans of those requests (their own tasks).
+    expect(d.stats().tasks).toBeLessThanOrEqual(1 + 3_600);
+    expect(d.stats().openHolds).toBe(0);
   });
 
   it('past --max-spans, forgets the oldest ended spans before the history is up, and says how far back it keeps', () => {

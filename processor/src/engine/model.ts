@@ -395,6 +395,8 @@ class TaskExtras {
   orders: readonly OrderEdge[] = NONE;
   readies: readonly Ready[] | undefined = undefined;
   orphanReleases: readonly OrphanRelease[] = NONE;
+  /** Of the spans of a task that has several, the open ones, in the order attached (see `openSpansOf`). */
+  open: SpanNode[] | undefined = undefined;
 }
 
 /** One task: a thread, a goroutine, an async flow, or a span. */
@@ -408,6 +410,8 @@ export class TaskNode {
   private extras: TaskExtras | undefined = undefined;
   /** How many of its spans are open: with none, it waits for no child span in the present. */
   openSpans = 0;
+  /** How many of its waits are open (kept by `GraphStore` as it derives): with none, the present looks at no wait of it. */
+  openWaitCount = 0;
   /**
    * What set its frontier (see `frontier`): the last event derived, or a span whose end ended a wait. A
    * reference rather than the time: a time in a field is a heap number of its own, for each task.
@@ -455,16 +459,54 @@ export class TaskNode {
     return l instanceof SpanNode ? l : l[i];
   }
 
+  /**
+   * Its open spans: those the present looks at. A task with several spans (a thread) keeps a list of
+   * them, so that the present does not walk its whole history of spans; with one span, that span if open.
+   */
+  openSpansOf(): readonly SpanNode[] | SpanNode | undefined {
+    const l = this.spanList;
+    if (l === undefined || l instanceof SpanNode) return l !== undefined && l.end === OPEN ? l : undefined;
+    return this.extras?.open ?? NONE;
+  }
+
   /** Attaches a span (once). */
   attach(span: SpanNode): void {
     const l = this.spanList;
     if (l === undefined) this.spanList = span;
     else if (l instanceof SpanNode) {
       if (l === span) return;
-      this.spanList = [l, span];
+      this.toList(l, span);
     } else if (!l.includes(span)) l.push(span);
     else return;
-    if (span.end === OPEN) this.openSpans++;
+    this.opened(span);
+  }
+
+  /** From one span to several: the open list starts with the first one, if open. */
+  private toList(first: SpanNode, span: SpanNode): void {
+    this.spanList = [first, span];
+    if (first.end === OPEN) (this.x().open ??= []).push(first);
+  }
+
+  /** Counts an attached span that is open, and lists it where the task has several. */
+  private opened(span: SpanNode): void {
+    if (span.end !== OPEN) return;
+    this.openSpans++;
+    if (Array.isArray(this.spanList)) (this.x().open ??= []).push(span);
+  }
+
+  /** Uncounts a detached span that is open, and takes it off the list. */
+  private closed(span: SpanNode): void {
+    if (span.end !== OPEN) return;
+    this.openSpans--;
+    const open = this.extras?.open;
+    if (open === undefined) return;
+    const i = open.indexOf(span);
+    if (i >= 0) open.splice(i, 1);
+  }
+
+  /** Back to one span or none: no open list. */
+  private fromList(): void {
+    if (this.extras?.open !== undefined && !Array.isArray(this.spanList)) this.extras.open = undefined;
   }
 
   /**
@@ -476,10 +518,30 @@ export class TaskNode {
     if (l === undefined) this.spanList = span;
     else if (l instanceof SpanNode) {
       if (l === span) return;
-      this.spanList = [l, span];
+      this.toList(l, span);
     } else if (l[l.length - 1] !== span) l.push(span);
     else return;
-    if (span.end === OPEN) this.openSpans++;
+    this.opened(span);
+  }
+
+  /** Detaches the spans in `spans`: one pass, however many. */
+  detachAll(spans: ReadonlySet<SpanNode>): void {
+    const l = this.spanList;
+    if (l === undefined) return;
+    if (l instanceof SpanNode) {
+      if (spans.has(l)) this.detach(l);
+      return;
+    }
+    let n = 0;
+    for (let i = 0; i < l.length; i++) {
+      const s = l[i];
+      if (!spans.has(s)) l[n++] = s;
+      else this.closed(s);
+    }
+    l.length = n;
+    if (n === 1) this.spanList = l[0];
+    else if (n === 0) this.spanList = undefined;
+    this.fromList();
   }
 
   /** Detaches a span. */
@@ -492,7 +554,8 @@ export class TaskNode {
       l.splice(i, 1);
       if (l.length === 1) this.spanList = l[0];
     } else return;
-    if (span.end === OPEN) this.openSpans--;
+    this.closed(span);
+    this.fromList();
   }
 
   /** Holds handed over to this task by ended span-tasks below it. */

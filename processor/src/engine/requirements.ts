@@ -7,7 +7,7 @@
  * free pool unit, an unseen issuer, an unknown task) is not a requirement at all: the detector only
  * reports what it can prove.
  */
-import { activeAt, NOW, type HoldIv, type SpanNode, type TaskNode, type WaitIv } from './model.js';
+import { activeAt, NOW, SpanNode, type HoldIv, type TaskNode, type WaitIv } from './model.js';
 import type { GraphStore } from './store.js';
 
 /** One requirement of a task. */
@@ -74,7 +74,8 @@ const builder = new ReqBuilder();
 
 /** Feeds the requirements of `task` in the view at `t` to `sink`, in a fixed order. */
 export function eachRequirement(g: GraphStore, task: TaskNode, t: number, sink: ReqSink): void {
-  for (let w = task.waits; w !== undefined; w = w.next) {
+  // The present sees only open waits: a long-lived task with none is not walked through its history.
+  for (let w = t === NOW && task.openWaitCount === 0 ? undefined : task.waits; w !== undefined; w = w.next) {
     if (!activeAt(w.start, w.end, t)) continue;
     switch (w.kind) {
       case 'lock':
@@ -97,18 +98,27 @@ export function eachRequirement(g: GraphStore, task: TaskNode, t: number, sink: 
     }
   }
   // A parent waits for its children while it is open: in the present, only an open span can.
-  if (t === NOW && task.openSpans === 0) return;
-  for (let i = 0, n = task.spanCount; i < n; i++) {
-    const s = task.spanAt(i);
-    if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) continue;
-    const kids = g.childrenOf(s);
-    for (const c of kids) {
-      if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;
-      if (!newestAttempt(kids, c, t)) continue;
-      const b = builder.reset();
-      b.add(c.task, c.start);
-      sink.req(true, b.targets, b.since, undefined, s, c);
-    }
+  if (t === NOW) {
+    // The present sees only open spans: a thread is not walked through its history of spans.
+    const open = task.openSpansOf();
+    if (open === undefined) return;
+    if (open instanceof SpanNode) childReqs(g, task, open, t, sink);
+    else for (const s of open) childReqs(g, task, s, t, sink);
+    return;
+  }
+  for (let i = 0, n = task.spanCount; i < n; i++) childReqs(g, task, task.spanAt(i), t, sink);
+}
+
+/** The requirements of a task on the children of its span `s` that are active at `t` (if `s` is). */
+function childReqs(g: GraphStore, task: TaskNode, s: SpanNode, t: number, sink: ReqSink): void {
+  if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) return;
+  const kids = g.childrenOf(s);
+  for (const c of kids) {
+    if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;
+    if (!newestAttempt(kids, c, t)) continue;
+    const b = builder.reset();
+    b.add(c.task, c.start);
+    sink.req(true, b.targets, b.since, undefined, s, c);
   }
 }
 

@@ -282,22 +282,35 @@ export class GraphStore {
     }
     this.keepClosers(due, withEvents, kept, tasks);
     let forgotten = 0;
-    const emptied = new Set<TaskNode>();
+    const gone = new Set<SpanNode>();
+    const losing = new Set<TaskNode>();
+    // The events of the spans that go, by their task: what each task's intervals lose.
+    const lost = new Map<TaskNode, WaitEvent[]>();
     for (const s of due) {
       if (kept.has(s)) {
         this.kept.push(s, recheckAt(cutoff)); // still logged (retiring): looked at again from then on
         continue;
       }
+      gone.add(s);
       for (const t of tasksOf(s, [])) {
         for (const o of t.orders) if (o.span === s) this.keepOrder(o);
-        t.detach(s);
-        if (t.spanCount === 0) emptied.add(t);
+        losing.add(t);
       }
-      for (let e = s.events; e !== undefined; e = e.next) this.markDirty(e.task, touched);
+      for (let e = s.events; e !== undefined; e = e.next) {
+        const list = lost.get(e.task);
+        if (list === undefined) lost.set(e.task, [e]);
+        else list.push(e);
+      }
       this.spans.delete(s);
-      this.resolveHandovers(s, touched);
       forgotten++;
     }
+    const emptied: TaskNode[] = [];
+    for (const t of losing) {
+      t.detachAll(gone);
+      if (t.spanCount === 0) emptied.push(t);
+    }
+    for (const [t, evs] of lost) this.trim(t, gone, evs);
+    for (const s of gone) this.resolveHandovers(s, touched);
     this.flush(touched);
     // A task left with no span has no waits or holds of its own; one that inherited none goes.
     for (const t of emptied) {
@@ -308,6 +321,59 @@ export class GraphStore {
       touched.eased.delete(t);
     }
     return { forgotten, cutoff };
+  }
+
+  /**
+   * Takes out of a task's intervals those that began in spans being forgotten (`gone`), and what its
+   * events there (`evs`) left: certificate readies, releases of locks it did not take. What `forget` lets
+   * go began and ended before the history (else the span would stay), so what is left is what deriving
+   * the task afresh would give, as far as any view from the history on can see: without deriving again,
+   * which would cost as much as the task's whole history, each time a few of its spans go.
+   */
+  private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[]): void {
+    if (this.dirty.has(task)) return; // derived afresh before detection anyway
+    let prevW: WaitIv | undefined;
+    for (let w = task.waits; w !== undefined; w = w.next) {
+      if (!gone.has(w.span)) {
+        prevW = w;
+        continue;
+      }
+      if (w.end === OPEN) {
+        this.openWaits--;
+        task.openWaitCount--;
+      }
+      const index = this.waitIndex(w);
+      if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
+      else index?.delete(w.res, w);
+      if (prevW === undefined) task.waits = w.next;
+      else prevW.next = w.next;
+    }
+    let prevH: HoldIv | undefined;
+    for (let h = task.holds; h !== undefined; h = h.next) {
+      if (!gone.has(h.span)) {
+        prevH = h;
+        continue;
+      }
+      if (h.end === OPEN) this.openHolds--;
+      this.holdIndex(h).delete(h.res, h);
+      if (h.handover) this.dropHandover(h);
+      if (prevH === undefined) task.holds = h.next;
+      else prevH.next = h.next;
+    }
+    if (task.issues.some((i) => gone.has(i.span))) {
+      for (const i of task.issues) if (gone.has(i.span)) this.certIssues.delete(i.cert, i);
+      task.issues = task.issues.filter((i) => !gone.has(i.span));
+    }
+    if (task.orders.some((o) => gone.has(o.span))) {
+      for (const o of task.orders) if (gone.has(o.span)) this.orderIndex.delete(o.first + '\0' + o.then, o);
+      task.orders = task.orders.filter((o) => !gone.has(o.span));
+    }
+    const was = (name: string, id: string, time: number) => evs.some((e) => e.kind.name === name && e.id === id && e.time === time);
+    if (task.readies?.length) {
+      for (const r of task.readies) if (was(EVENT.CERT_READY, r.cert, r.time)) this.certReady.delete(r.cert, r);
+      task.readies = task.readies.filter((r) => !was(EVENT.CERT_READY, r.cert, r.time));
+    }
+    if (task.orphanReleases.length) task.orphanReleases = task.orphanReleases.filter((r) => !was(EVENT.LOCK_RELEASE, r.lock, r.time));
   }
 
   /**
@@ -708,7 +774,10 @@ export class GraphStore {
     task.readies = st.readies;
     task.frontierBy = frontier;
     // Open now, of those that were open and the new ones (nothing closed was reopened).
-    for (const w of st.waits) if (w.end === OPEN) this.openWaits++;
+    let open = 0;
+    for (const w of st.waits) if (w.end === OPEN) open++;
+    task.openWaitCount = open;
+    this.openWaits += open;
     for (const h of st.holds) if (h.end === OPEN) this.openHolds++;
     this.openWaits -= oldWaits;
     this.openHolds -= oldHolds;
@@ -867,6 +936,7 @@ export class GraphStore {
   }
 
   private unindex(task: TaskNode): void {
+    task.openWaitCount = 0;
     for (let w = task.waits; w !== undefined; w = w.next) {
       if (w.end === OPEN) this.openWaits--;
       const index = this.waitIndex(w);
@@ -903,7 +973,10 @@ export class GraphStore {
     for (const o of task.orders) this.indexOrder(o, touched);
     for (const r of task.readies ?? EMPTY) this.certReady.add(r.cert, r);
     // Counted, and the open holds indexed, once placed: a hand-over may end a hold.
-    for (let w = task.waits; w !== undefined; w = w.next) if (w.end === OPEN) this.openWaits++;
+    let open = 0;
+    for (let w = task.waits; w !== undefined; w = w.next) if (w.end === OPEN) open++;
+    task.openWaitCount = open;
+    this.openWaits += open;
     for (let h = task.holds; h !== undefined; h = h.next) {
       if (h.end === OPEN) this.openHolds++;
       this.holdIndex(h).add(h.res, h);
