@@ -476,8 +476,11 @@ async function latency(bootstrap: string, args: Args, role: LatencyRole) {
   // run needs (see repeatBatch): a warm-up, the cycles, and a second after them.
   const loadSeconds = 6;
   log(`building ${args.rate * loadSeconds} spans of background load (${args.rate} spans/s, repeated as long as needed)...`);
-  const load = buildWorkload({ spans: args.rate * loadSeconds, batchSize: BATCH_SPANS, seed: 7 });
-  const shiftNs = load.batches.length * 1e9; // the workload's clock moves 1 s per batch
+  // Span times follow the wall clock at the load's pace, from about when the load starts (a few seconds of
+  // building and starting from now): the processor keeps them for its whole history, as it would live.
+  const stepNs = (BATCH_SPANS / args.rate) * 1e9;
+  const load = buildWorkload({ spans: args.rate * loadSeconds, batchSize: BATCH_SPANS, seed: 7, startNs: Date.now() * 1e6, stepNs });
+  const shiftNs = load.batches.length * stepNs;
   const cycles = Array.from({ length: args.cycles }, (_, i) => lockCycle(`bench-${id}-${i}`));
 
   const { child, url, readers } = await startProcessor(kafka, bootstrap, topics, id, role);

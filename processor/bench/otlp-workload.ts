@@ -29,6 +29,10 @@ export interface OtlpWorkloadOptions {
   services?: number;
   /** PRNG seed: the same seed gives the same workload. Default 1. */
   seed?: number;
+  /** When the first batch's spans begin, unix ns. Default 1.7e18 (November 2023). */
+  startNs?: number;
+  /** How much later each batch's spans begin than the last's, ns. Default 1e9. */
+  stepNs?: number;
   /** Serialization: OTLP protobuf or OTLP JSON. Default `protobuf`. */
   encoding?: 'protobuf' | 'json';
 }
@@ -167,7 +171,8 @@ export function generateSpanBatches(options: OtlpWorkloadOptions = {}): Readable
   const scope = { name: 'waitgraph-bench', version: '0.1.0' };
   const batches: ReadableSpan[][] = [];
   let made = 0;
-  let clock = 1_700_000_000_000_000_000;
+  let clock = options.startNs ?? 1_700_000_000_000_000_000;
+  const step = options.stepNs ?? 1e9;
   while (made < total) {
     const resource = resources[batches.length % serviceCount];
     const batch: ReadableSpan[] = [];
@@ -210,7 +215,7 @@ export function generateSpanBatches(options: OtlpWorkloadOptions = {}): Readable
         });
       }
     }
-    clock += 1e9;
+    clock += step;
     made += batch.length;
     batches.push(batch);
   }
