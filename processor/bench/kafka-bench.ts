@@ -34,7 +34,8 @@
  *
  * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
  * single-instance run only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
- * (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it).
+ * (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it), `BENCH_PROCESSOR_ARGS` more options of `waitgraph
+ * run` (`--max-spans 300000`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -436,6 +437,7 @@ async function startProcessor(
       '--stats-interval', '0',
       '--log-level', 'warn',
       '--instance-id', `bench-${id}`,
+      ...(process.env.BENCH_PROCESSOR_ARGS ? process.env.BENCH_PROCESSOR_ARGS.split(' ') : []),
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
