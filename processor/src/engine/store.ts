@@ -270,9 +270,14 @@ export class GraphStore {
     const inView = (iv: { span: SpanNode; end: number }) => {
       if ((iv.end === OPEN || iv.end >= cutoff) && withEvents.has(iv.span)) kept.add(iv.span);
     };
+    // A task's intervals are in the order they began, and those of due spans began before the cutoff: a
+    // long-lived task is looked through only as far as that, not through its whole history.
     for (const t of tasks) {
-      for (let h = t.holds; h !== undefined; h = h.next) inView(h);
-      for (const i of t.issues) inView(i);
+      for (let h = t.holds; h !== undefined && h.start < cutoff; h = h.next) inView(h);
+      for (const i of t.issues) {
+        if (i.start >= cutoff) break;
+        inView(i);
+      }
     }
     for (const s of due) {
       if (!kept.has(s) && s.attempt >= 0) {
@@ -280,7 +285,7 @@ export class GraphStore {
         if (parent !== undefined && (parent.end === OPEN || parent.end >= cutoff)) kept.add(s);
       }
     }
-    this.keepClosers(due, withEvents, kept, tasks);
+    this.keepClosers(due, withEvents, kept, tasks, cutoff);
     let forgotten = 0;
     const gone = new Set<SpanNode>();
     const losing = new Set<TaskNode>();
@@ -309,7 +314,7 @@ export class GraphStore {
       t.detachAll(gone);
       if (t.spanCount === 0) emptied.push(t);
     }
-    for (const [t, evs] of lost) this.trim(t, gone, evs);
+    for (const [t, evs] of lost) this.trim(t, gone, evs, cutoff);
     for (const s of gone) this.resolveHandovers(s, touched);
     this.flush(touched);
     // A task left with no span has no waits or holds of its own; one that inherited none goes.
@@ -330,10 +335,11 @@ export class GraphStore {
    * the task afresh would give, as far as any view from the history on can see: without deriving again,
    * which would cost as much as the task's whole history, each time a few of its spans go.
    */
-  private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[]): void {
+  private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[], cutoff: number): void {
     if (this.dirty.has(task)) return; // derived afresh before detection anyway
+    // In the order they began: those of spans that go began before the cutoff.
     let prevW: WaitIv | undefined;
-    for (let w = task.waits; w !== undefined; w = w.next) {
+    for (let w = task.waits; w !== undefined && w.start < cutoff; w = w.next) {
       if (!gone.has(w.span)) {
         prevW = w;
         continue;
@@ -349,7 +355,7 @@ export class GraphStore {
       else prevW.next = w.next;
     }
     let prevH: HoldIv | undefined;
-    for (let h = task.holds; h !== undefined; h = h.next) {
+    for (let h = task.holds; h !== undefined && h.start < cutoff; h = h.next) {
       if (!gone.has(h.span)) {
         prevH = h;
         continue;
@@ -382,7 +388,7 @@ export class GraphStore {
    * the hold would be taken to be held again. Until nothing changes, since a kept span keeps the intervals
    * that began in it.
    */
-  private keepClosers(due: SpanNode[], withEvents: Set<SpanNode>, kept: Set<SpanNode>, tasks: Set<TaskNode>): void {
+  private keepClosers(due: SpanNode[], withEvents: Set<SpanNode>, kept: Set<SpanNode>, tasks: Set<TaskNode>, cutoff: number): void {
     // Releases, check-ins and readies of the due spans, by task: holds and issues keep only their end time.
     const closers = new Map<TaskNode, WaitEvent[]>();
     for (const s of due) {
@@ -407,12 +413,13 @@ export class GraphStore {
           changed = true;
         }
       };
+      // An interval a due span closed began before the cutoff (see `forget`).
       for (const t of tasks) {
-        for (let w = t.waits; w !== undefined; w = w.next) keep(w.endedIn, w.span);
-        for (let h = t.holds; h !== undefined; h = h.next) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
+        for (let w = t.waits; w !== undefined && w.start < cutoff; w = w.next) keep(w.endedIn, w.span);
+        for (let h = t.holds; h !== undefined && h.start < cutoff; h = h.next) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
         // A hold handed over to this task, and released by it.
         for (const h of t.inherited) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
-        for (const i of t.issues) if (i.end !== OPEN) keep(closedBy(t, i.cert, i.end), i.span);
+        for (const i of t.issues) if (i.end !== OPEN && i.start < cutoff) keep(closedBy(t, i.cert, i.end), i.span);
       }
     }
   }
