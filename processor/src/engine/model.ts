@@ -524,8 +524,11 @@ export class TaskNode {
     this.opened(span);
   }
 
-  /** Detaches the spans in `spans`: one pass, however many. */
-  detachAll(spans: ReadonlySet<SpanNode>): void {
+  /**
+   * Detaches the `count` of its spans that are in `spans`: one pass, however many, that ends at the last
+   * of them (the oldest go first, and they were mostly attached first).
+   */
+  detachAll(spans: ReadonlySet<SpanNode>, count: number): void {
     const l = this.spanList;
     if (l === undefined) return;
     if (l instanceof SpanNode) {
@@ -533,12 +536,20 @@ export class TaskNode {
       return;
     }
     let n = 0;
-    for (let i = 0; i < l.length; i++) {
+    let i = 0;
+    let removed = 0;
+    for (; i < l.length && removed < count; i++) {
       const s = l[i];
       if (!spans.has(s)) l[n++] = s;
-      else this.closed(s);
+      else {
+        this.closed(s);
+        removed++;
+      }
     }
-    l.length = n;
+    if (removed === 0) return;
+    l.copyWithin(n, i);
+    l.length -= removed;
+    n = l.length;
     if (n === 1) this.spanList = l[0];
     else if (n === 0) this.spanList = undefined;
     this.fromList();

@@ -288,7 +288,8 @@ export class GraphStore {
     this.keepClosers(due, withEvents, kept, tasks, cutoff);
     let forgotten = 0;
     const gone = new Set<SpanNode>();
-    const losing = new Set<TaskNode>();
+    // The tasks that lose spans, and how many each.
+    const losing = new Map<TaskNode, number>();
     // The events of the spans that go, by their task: what each task's intervals lose.
     const lost = new Map<TaskNode, WaitEvent[]>();
     for (const s of due) {
@@ -299,7 +300,7 @@ export class GraphStore {
       gone.add(s);
       for (const t of tasksOf(s, [])) {
         for (const o of t.orders) if (o.span === s) this.keepOrder(o);
-        losing.add(t);
+        losing.set(t, (losing.get(t) ?? 0) + 1);
       }
       for (let e = s.events; e !== undefined; e = e.next) {
         const list = lost.get(e.task);
@@ -310,8 +311,8 @@ export class GraphStore {
       forgotten++;
     }
     const emptied: TaskNode[] = [];
-    for (const t of losing) {
-      t.detachAll(gone);
+    for (const [t, count] of losing) {
+      t.detachAll(gone, count);
       if (t.spanCount === 0) emptied.push(t);
     }
     for (const [t, evs] of lost) this.trim(t, gone, evs, cutoff);
