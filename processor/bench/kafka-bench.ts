@@ -24,13 +24,15 @@
  *    ratio >= 0.5).
  * 3. Detection latency: `waitgraph run` in a child process (single-instance, then `--role both`) reads a
  *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000; six
- *    seconds of it built, then repeated with new trace ids and later times). Once the processor has caught
- *    up with the load (its consumer lag within two ticks of load; a processor that has just started runs
- *    cold code for a few seconds), and not before `--warmup` s (default 3), every `--every` ms
- *    (default 100) a lock cycle is sent, its two spans on two partitions, and the time from producing the
- *    span that closes it to the alert on the alert topic is measured, over `--cycles` cycles (default 200).
+ *    seconds of it built, then repeated with new trace ids and later times; span times follow the wall
+ *    clock, so the processor keeps them for its history). Once the processor has caught up with the load
+ *    (its consumer lag within two ticks of load; a processor that has just started runs cold code for a few
+ *    seconds), and not before `--warmup` s (default 3), every `--every` ms (default 100) a lock cycle is
+ *    sent, its two spans on two partitions, and the time from producing the span that closes it to the
+ *    alert on the alert topic is measured, over `--cycles` cycles (default 400: past the half minute after
+ *    which the graph holds its default --max-spans, a million, and forgets as fast as it takes in).
  *    Target: p99 < 200 ms. A processor that falls behind shows as cycles not alerted. `--series` prints
- *    every cycle's latency in the order sent.
+ *    every cycle's latency in the order sent, and the processor's state every second.
  *
  * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
  * single-instance run only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
@@ -65,7 +67,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { parts: new Set(), spans: 300_000, rate: 60_000, cycles: 200, everyMs: 100, warmupMs: 3_000, series: false };
+  const args: Args = { parts: new Set(), spans: 300_000, rate: 60_000, cycles: 400, everyMs: 100, warmupMs: 3_000, series: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => Number(argv[++i]);
