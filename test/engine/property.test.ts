@@ -128,6 +128,40 @@ function toLiveSpans(tasks: RefTask[], sizes: Record<string, number>): { spans: 
   return { spans: out, history };
 }
 
+/**
+ * The same final state again, with holds a task inherited: each waits in an open span of its own, and
+ * takes each hold either in an earlier span of its own or in a child span with no task of its own (ended:
+ * its holds pass to the task of the open span above it). A child span also took lock Z, which the task
+ * released in a later span: Z is not held. `inherit[i]` says how the task's i-th hold is taken.
+ */
+function toInheritedSpans(tasks: RefTask[], sizes: Record<string, number>, inherit: boolean[]): { spans: SpanRecord[]; history: number } {
+  const out: SpanRecord[] = [];
+  let history = 0;
+  for (const t of tasks) {
+    const attrs = { 'task.id': t.id };
+    const w = t.wait;
+    const events: Ev[] = [];
+    if (w?.kind === 'lock') events.push([30, 'lock.wait', lock(w.res, w.mode)]);
+    if (w?.kind === 'pool') events.push([30, 'pool.wait', pool(w.res, sizes[w.res])]);
+    if (w?.kind === 'task') events.push([30, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]);
+    const open = span({ service: 'svc', name: t.id, trace: t.id, attrs, start: 0, events });
+    out.push(open);
+    out.push(span({ service: 'svc', name: `${t.id}-z`, parent: open, start: 2, end: 3, events: [[2, 'lock.acquire', lock('Z')]] }));
+    out.push(span({ service: 'svc', name: `${t.id}-free`, parent: open, attrs, start: 4, end: 6, events: [[5, 'lock.release', lock('Z')]] }));
+    history += 2;
+    t.holds.forEach((h, i) => {
+      const ev: Ev = h.kind === 'lock' ? [10 + i, 'lock.acquire', lock(h.res, h.mode)] : [10 + i, 'pool.checkout', pool(h.res, sizes[h.res])];
+      const name = `${t.id}-take-${i}`;
+      out.push(
+        inherit[i % inherit.length]
+          ? span({ service: 'svc', name, parent: open, start: 10 + i, end: 11 + i, events: [ev] })
+          : span({ service: 'svc', name, trace: t.id, attrs, start: 10 + i, end: 11 + i, events: [ev] }),
+      );
+    });
+  }
+  return { spans: out, history };
+}
+
 describe('the engine against a brute-force reference', () => {
   it('finds exactly the tasks that can never finish', () => {
     fc.assert(
@@ -184,6 +218,42 @@ describe('the engine against a brute-force reference', () => {
         }
       }),
       { numRuns: 300, seed: 5 },
+    );
+  });
+
+  it('gives the same answer with holds inherited from child spans, one span at a time in any order, and after forgetting', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5 }).chain(tasksArb),
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 3 }),
+        fc.integer(),
+        (tasks, size, inherit, seed) => {
+          fc.pre(consistent(tasks, size));
+          const sizes = { P: size };
+          const expected = sorted(referenceDeadlocked(tasks, sizes));
+          const holds = tasks.reduce((n, t) => n + t.holds.length, 0);
+          const waits = tasks.filter((t) => t.wait !== undefined).length;
+          const { spans, history } = toInheritedSpans(tasks, sizes, inherit);
+          const inTime = [...spans].sort((a, b) => a.startTimeUnixNano - b.startTimeUnixNano);
+          const shuffled = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
+          for (const order of [inTime, shuffled]) {
+            const d = new Detector({ maxVictims: 1000 });
+            order.forEach((sp, i) => {
+              d.addSpans([sp], at(1_000 + i));
+              d.detect();
+            });
+            expect(sorted(stuckIn(d))).toEqual(expected);
+            expect(d.stats()).toMatchObject({ openHolds: holds, openWaits: waits });
+            // The child span that took Z and the span that released it go together; the rest stays.
+            expect(d.forget(at(50_000))).toBe(history);
+            d.detect();
+            expect(sorted(stuckIn(d))).toEqual(expected);
+            expect(d.stats()).toMatchObject({ openHolds: holds, openWaits: waits });
+          }
+        },
+      ),
+      { numRuns: 300, seed: 13 },
     );
   });
 
