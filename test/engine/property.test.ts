@@ -64,10 +64,7 @@ function toSpans(tasks: RefTask[], sizes: Record<string, number>, noise: boolean
     for (const h of t.holds) {
       events.push(h.kind === 'lock' ? [ms++, 'lock.acquire', lock(h.res, h.mode)] : [ms++, 'pool.checkout', pool(h.res, sizes[h.res])]);
     }
-    const w = t.wait;
-    if (w?.kind === 'lock') events.push([ms++, 'lock.wait', lock(w.res, w.mode)]);
-    if (w?.kind === 'pool') events.push([ms++, 'pool.wait', pool(w.res, sizes[w.res])]);
-    if (w?.kind === 'task') events.push([ms++, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]);
+    events.push(...waitEvent(t, sizes, ms++));
     const full = span({ service: 'svc', name: t.id, trace: t.id, attrs: { 'task.id': t.id }, events });
     out.push(full);
     if (noise && events.length > 1) {
@@ -76,6 +73,15 @@ function toSpans(tasks: RefTask[], sizes: Record<string, number>, noise: boolean
     }
   }
   return out;
+}
+
+/** The event of a task's wait, if it has one, at `ms`. */
+function waitEvent(t: RefTask, sizes: Record<string, number>, ms: number): Ev[] {
+  const w = t.wait;
+  if (w?.kind === 'lock') return [[ms, 'lock.wait', lock(w.res, w.mode)]];
+  if (w?.kind === 'pool') return [[ms, 'pool.wait', pool(w.res, sizes[w.res])]];
+  if (w?.kind === 'task') return [[ms, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]];
+  return [];
 }
 
 function engineDeadlocked(spans: SpanRecord[]): { stuck: Set<string>; cores: string[][] } {
@@ -118,11 +124,7 @@ function toLiveSpans(tasks: RefTask[], sizes: Record<string, number>): { spans: 
       const ev: Ev = h.kind === 'lock' ? [10 + i, 'lock.acquire', lock(h.res, h.mode)] : [10 + i, 'pool.checkout', pool(h.res, sizes[h.res])];
       out.push(span({ service: 'svc', name: `${t.id}-take-${i}`, trace: t.id, attrs, start: 10 + i, end: 11 + i, events: [ev] }));
     });
-    const w = t.wait;
-    const events: Ev[] = [];
-    if (w?.kind === 'lock') events.push([30, 'lock.wait', lock(w.res, w.mode)]);
-    if (w?.kind === 'pool') events.push([30, 'pool.wait', pool(w.res, sizes[w.res])]);
-    if (w?.kind === 'task') events.push([30, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]);
+    const events = waitEvent(t, sizes, 30);
     out.push(span({ service: 'svc', name: t.id, trace: t.id, attrs, start: 30, events }));
   }
   return { spans: out, history };
@@ -139,11 +141,7 @@ function toInheritedSpans(tasks: RefTask[], sizes: Record<string, number>, inher
   let history = 0;
   for (const t of tasks) {
     const attrs = { 'task.id': t.id };
-    const w = t.wait;
-    const events: Ev[] = [];
-    if (w?.kind === 'lock') events.push([30, 'lock.wait', lock(w.res, w.mode)]);
-    if (w?.kind === 'pool') events.push([30, 'pool.wait', pool(w.res, sizes[w.res])]);
-    if (w?.kind === 'task') events.push([30, 'task.wait', { 'task.wait.on': w.on, 'task.wait.mode': w.mode }]);
+    const events = waitEvent(t, sizes, 30);
     const open = span({ service: 'svc', name: t.id, trace: t.id, attrs, start: 0, events });
     out.push(open);
     out.push(span({ service: 'svc', name: `${t.id}-z`, parent: open, start: 2, end: 3, events: [[2, 'lock.acquire', lock('Z')]] }));
