@@ -53,9 +53,12 @@ describe('AnyValue flattening', () => {
 
   it('reads only the span attributes asked for, and every event and resource attribute', () => {
     const event = ld(11, fixed64(1, START), str(2, 'lock.wait'), ld(3, kv('lock.id', str(1, 'L'))));
-    const bytes = traces('svc', spanFields('00f067aa0ba902b7', [...attrs, ld(9, kv('thread.id', vfield(3, 7))), event]));
-    const [cut] = decodeOtlpTracesProto(bytes, 'cut.pb', { spanAttributes: new Set(['thread.id', 'ratio', 'absent']) }).spans;
-    expect({ ...cut.attributes }).toEqual({ ratio: 0.25, 'thread.id': 7 });
+    // Two KeyValues with their value before their key (any field order is legal): the key is found past it.
+    const valueFirst = (key: string, value: string) => ld(9, ld(2, str(1, value)), str(1, key));
+    const extra = [ld(9, kv('thread.id', vfield(3, 7))), valueFirst('task.id', 'w-1'), valueFirst('not.asked', 'x'), event];
+    const bytes = traces('svc', spanFields('00f067aa0ba902b7', [...attrs, ...extra]));
+    const [cut] = decodeOtlpTracesProto(bytes, 'cut.pb', { spanAttributes: new Set(['thread.id', 'task.id', 'ratio', 'absent']) }).spans;
+    expect({ ...cut.attributes }).toEqual({ ratio: 0.25, 'thread.id': 7, 'task.id': 'w-1' });
     expect(cut.events).toEqual([{ name: 'lock.wait', timeUnixNano: Number(START), attributes: { 'lock.id': 'L' } }]);
     expect(cut.resource).toEqual({ 'service.name': 'svc' });
     const [whole] = decodeOtlpTracesProto(bytes).spans;
