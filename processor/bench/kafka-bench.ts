@@ -45,7 +45,7 @@ import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { decodeOtlpTracesProto } from '../src/decode/index.js';
 import { Detector } from '../src/engine/index.js';
-import { KafkaSource, ProcessorMetrics, silentLogger, type SourceMessage } from '../src/io/index.js';
+import { KafkaSource, ProcessorMetrics, silentLogger, type DecodedMessage, type SourceMessage } from '../src/io/index.js';
 import type { DecodedBatch } from '../src/model/span.js';
 import { AlertLedger, createLogger, DetectionPipeline, kafkaInput, WaitInputCutter, type TimedBatch } from '../src/run/index.js';
 import { DecodeStage, DetectStage, WaitRecordBuilder } from '../src/scale/index.js';
@@ -202,53 +202,58 @@ async function processorRead(bootstrap: string, topic: string, spans: number): P
   return { ms: last - first, kept, busy };
 }
 
-/** (c) Whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and detect per batch. */
-async function wholeSpansRead(bootstrap: string, topic: string, spans: number): Promise<number> {
-  const detector = new Detector();
-  let seen = 0;
+/**
+ * Reads the topic with a KafkaSource that decodes each message with `decode` and hands each batch to
+ * `take`, until `done()`; returns the ms from the first batch fetched to the last taken.
+ */
+async function timedSourceRead<T>(
+  bootstrap: string,
+  topic: string,
+  decode: (m: SourceMessage) => T,
+  take: (messages: DecodedMessage<T>[]) => void,
+  done: () => boolean,
+  what: string,
+): Promise<number> {
   let first = 0;
   let last = 0;
-  const source = new KafkaSource<DecodedBatch>({
+  const source = new KafkaSource<T>({
     ...sourceOptions(bootstrap, topic),
-    decode: (m: SourceMessage) => decodeOtlpTracesProto(m.value, m.name),
+    decode,
     apply: async (messages, info) => {
       if (first === 0) first = info.receivedAtMs;
-      for (const { message, value } of messages) {
-        seen += value.spans.length;
-        detector.addBatch(value, message.timestampMs * 1e6);
-      }
-      detector.detect();
+      take(messages);
       last = Date.now();
     },
   });
   await source.start();
-  await until(() => seen >= spans, 'the whole-span consumer');
+  await until(done, what);
   await source.shutdown();
   return last - first;
+}
+
+/** (c) Whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and detect per batch. */
+function wholeSpansRead(bootstrap: string, topic: string, spans: number): Promise<number> {
+  const detector = new Detector();
+  let seen = 0;
+  const take = (messages: DecodedMessage<DecodedBatch>[]) => {
+    for (const { message, value } of messages) {
+      seen += value.spans.length;
+      detector.addBatch(value, message.timestampMs * 1e6);
+    }
+    detector.detect();
+  };
+  return timedSourceRead(bootstrap, topic, (m) => decodeOtlpTracesProto(m.value, m.name), take, () => seen >= spans, 'the whole-span consumer');
 }
 
 /**
  * (d) What the run path costs without the engine: KafkaSource, with each message decoded and cut as the
  * run path does it (`cut`), or not decoded at all; timed from the first batch fetched to the last message.
  */
-async function sourceOnlyRead(bootstrap: string, topic: string, messages: number, cut: boolean): Promise<number> {
+function sourceOnlyRead(bootstrap: string, topic: string, messages: number, cut: boolean): Promise<number> {
   const cutter = new WaitInputCutter();
   let seen = 0;
-  let first = 0;
-  let last = 0;
-  const source = new KafkaSource<number>({
-    ...sourceOptions(bootstrap, topic),
-    decode: (m: SourceMessage) => (cut ? cutter.cut({ signal: 'traces', encoding: 'proto', bytes: m.value, name: m.name }).spans : m.value.length),
-    apply: async (batch, info) => {
-      if (first === 0) first = info.receivedAtMs;
-      seen += batch.length;
-      last = Date.now();
-    },
-  });
-  await source.start();
-  await until(() => seen >= messages, 'the source-only consumer');
-  await source.shutdown();
-  return last - first;
+  const decode = (m: SourceMessage) => (cut ? cutter.cut({ signal: 'traces', encoding: 'proto', bytes: m.value, name: m.name }).spans : m.value.length);
+  return timedSourceRead(bootstrap, topic, decode, (batch) => void (seen += batch.length), () => seen >= messages, 'the source-only consumer');
 }
 
 /** (b') The decode stage and the detection stage side by side, until detection has taken in every span. */

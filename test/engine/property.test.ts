@@ -84,6 +84,23 @@ function waitEvent(t: RefTask, sizes: Record<string, number>, ms: number): Ev[] 
   return [];
 }
 
+/**
+ * Two detectors fed `spans` one at a time, detecting after each, as a live processor takes them: one in
+ * time order, one in an order `seed` shuffles.
+ */
+function fedOneByOne(spans: SpanRecord[], seed: number): Detector[] {
+  const inTime = [...spans].sort((a, b) => a.startTimeUnixNano - b.startTimeUnixNano);
+  const shuffled = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
+  return [inTime, shuffled].map((order) => {
+    const d = new Detector({ maxVictims: 1000 });
+    order.forEach((sp, i) => {
+      d.addSpans([sp], at(1_000 + i));
+      d.detect();
+    });
+    return d;
+  });
+}
+
 function engineDeadlocked(spans: SpanRecord[]): { stuck: Set<string>; cores: string[][] } {
   const d = new Detector({ maxVictims: 1000 });
   d.addSpans(spans);
@@ -202,14 +219,7 @@ describe('the engine against a brute-force reference', () => {
         const sizes = { P: size };
         const expected = sorted(referenceDeadlocked(tasks, sizes));
         const { spans } = toLiveSpans(tasks, sizes);
-        const inTime = [...spans].sort((a, b) => a.startTimeUnixNano - b.startTimeUnixNano);
-        const shuffled = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
-        for (const order of [inTime, shuffled]) {
-          const d = new Detector({ maxVictims: 1000 });
-          order.forEach((sp, i) => {
-            d.addSpans([sp], at(1_000 + i));
-            d.detect();
-          });
+        for (const d of fedOneByOne(spans, seed)) {
           expect(sorted(stuckIn(d))).toEqual(expected);
           expect(d.stats().openHolds).toBe(tasks.reduce((n, t) => n + t.holds.length, 0));
           expect(d.stats().openWaits).toBe(tasks.filter((t) => t.wait !== undefined).length);
@@ -233,14 +243,7 @@ describe('the engine against a brute-force reference', () => {
           const holds = tasks.reduce((n, t) => n + t.holds.length, 0);
           const waits = tasks.filter((t) => t.wait !== undefined).length;
           const { spans, history } = toInheritedSpans(tasks, sizes, inherit);
-          const inTime = [...spans].sort((a, b) => a.startTimeUnixNano - b.startTimeUnixNano);
-          const shuffled = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
-          for (const order of [inTime, shuffled]) {
-            const d = new Detector({ maxVictims: 1000 });
-            order.forEach((sp, i) => {
-              d.addSpans([sp], at(1_000 + i));
-              d.detect();
-            });
+          for (const d of fedOneByOne(spans, seed)) {
             expect(sorted(stuckIn(d))).toEqual(expected);
             expect(d.stats()).toMatchObject({ openHolds: holds, openWaits: waits });
             // The child span that took Z and the span that released it go together; the rest stays.

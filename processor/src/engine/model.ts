@@ -472,13 +472,8 @@ export class TaskNode {
   /** Attaches a span (once). */
   attach(span: SpanNode): void {
     const l = this.spanList;
-    if (l === undefined) this.spanList = span;
-    else if (l instanceof SpanNode) {
-      if (l === span) return;
-      this.toList(l, span);
-    } else if (!l.includes(span)) l.push(span);
-    else return;
-    this.opened(span);
+    if (Array.isArray(l) && l.includes(span)) return;
+    this.attachNew(span);
   }
 
   /** From one span to several: the open list starts with the first one, if open. */
@@ -551,9 +546,8 @@ export class TaskNode {
     // moves where the array starts, not its elements), so the rest of a long history is not copied.
     if (n === 0) l.splice(0, i);
     else l.splice(0, i, ...l.slice(0, n));
-    n = l.length;
-    if (n === 1) this.spanList = l[0];
-    else if (n === 0) this.spanList = undefined;
+    if (l.length === 1) this.spanList = l[0];
+    else if (l.length === 0) this.spanList = undefined;
     this.fromList();
   }
 

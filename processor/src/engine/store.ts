@@ -178,9 +178,9 @@ export class GraphStore {
   /** Spans to forget once they are older than the history (see `forget`): ended ones, and stale ones. */
   private readonly retirements = new SpanLog();
   /**
-   * Spans `forget` kept because something still rests on them, by when to look at them again (the cutoff
-   * then, plus `RECHECK_NS`). Looking at every one of them on every pass would cost as much as they are
-   * many, each time: a service with a leaked lock keeps its span for good.
+   * Spans `forget` kept because something still rests on them, by when to look at them again (see
+   * `recheckAt`). Looking at every one of them on every pass would cost as much as they are many, each
+   * time: a service with a leaked lock keeps its span for good.
    */
   private readonly kept = new SpanLog();
   /** Lock-order edges of forgotten spans (see `forget`), by `first \0 then`: at most two per pair. */
@@ -221,9 +221,8 @@ export class GraphStore {
    * A kept span is looked at again at the next multiple of `RECHECK_NS` (see `recheckAt`). Forgetting
    * only takes evidence away: what is forgotten can hide a deadlock older than the history, never make one
    * up (for input that comes within the history: an acquire that arrives after its release was forgotten
-   * is a lock held for good). The
-   * lock-order edges of a forgotten span stay (two per lock pair), so an inversion spread over more than
-   * the history is still found.
+   * is a lock held for good). The lock-order edges of a forgotten span stay (two per lock pair), so an
+   * inversion spread over more than the history is still found.
    *
    * With more than `maxSpans` spans, the oldest logged spans go too, as if the cutoff were later: the
    * history gets shorter rather than memory running out. Returns how many spans were forgotten, and the
@@ -260,10 +259,9 @@ export class GraphStore {
       if (s.events === undefined) continue;
       withEvents.add(s);
       for (let e: WaitEvent | undefined = s.events; e !== undefined; e = e.next) {
-        const ev = e;
-        tasks.add(ev.task);
-        if (ev.kind.name === EVENT.CERT_READY && ev.id !== undefined) {
-          for (const w of this.certWaits.get(ev.id)) if (w.end === OPEN || w.end >= cutoff) kept.add(s);
+        tasks.add(e.task);
+        if (e.kind.name === EVENT.CERT_READY && e.id !== undefined) {
+          for (const w of this.certWaits.get(e.id)) if (w.end === OPEN || w.end >= cutoff) kept.add(s);
         }
       }
     }
@@ -337,7 +335,6 @@ export class GraphStore {
    * which would cost as much as the task's whole history, each time a few of its spans go.
    */
   private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[], cutoff: number): void {
-    if (this.dirty.has(task)) return; // derived afresh before detection anyway
     // In the order they began: those of spans that go began before the cutoff.
     let prevW: WaitIv | undefined;
     for (let w = task.waits; w !== undefined && w.start < cutoff; w = w.next) {
@@ -372,7 +369,7 @@ export class GraphStore {
       task.issues = task.issues.filter((i) => !gone.has(i.span));
     }
     if (task.orders.some((o) => gone.has(o.span))) {
-      for (const o of task.orders) if (gone.has(o.span)) this.orderIndex.delete(o.first + '\0' + o.then, o);
+      for (const o of task.orders) if (gone.has(o.span)) this.orderIndex.delete(orderKey(o), o);
       task.orders = task.orders.filter((o) => !gone.has(o.span));
     }
     const was = (name: string, id: string, time: number) => evs.some((e) => e.kind.name === name && e.id === id && e.time === time);
@@ -427,7 +424,7 @@ export class GraphStore {
 
   /** Keeps the lock-order edge of a span being forgotten: two per pair, of different tasks. */
   private keepOrder(o: OrderEdge): void {
-    const key = o.first + '\0' + o.then;
+    const key = orderKey(o);
     const past = this.pastOrders.get(key);
     if (past === undefined) this.pastOrders.set(key, [o]);
     else if (past.length < 2 && !past.some((p) => taskKey(p.task) === taskKey(o.task))) past.push(o);
@@ -957,7 +954,7 @@ export class GraphStore {
       if (h.handover) this.dropHandover(h);
     }
     for (const i of task.issues) this.certIssues.delete(i.cert, i);
-    for (const o of task.orders) this.orderIndex.delete(o.first + '\0' + o.then, o);
+    for (const o of task.orders) this.orderIndex.delete(orderKey(o), o);
     for (const r of task.readies ?? EMPTY) this.certReady.delete(r.cert, r);
     task.readies = undefined;
   }
@@ -970,7 +967,7 @@ export class GraphStore {
   }
 
   private indexOrder(o: OrderEdge, touched: Touched): void {
-    this.orderIndex.add(o.first + '\0' + o.then, o);
+    this.orderIndex.add(orderKey(o), o);
     touched.orderPairs.add(o.first < o.then ? o.first + '\0' + o.then : o.then + '\0' + o.first);
   }
 
@@ -1117,6 +1114,11 @@ export class GraphStore {
       }
     }
   }
+}
+
+/** The key of a lock-order edge in the order indexes: `first \0 then`. */
+function orderKey(o: OrderEdge): string {
+  return o.first + '\0' + o.then;
 }
 
 /** Whether two lists of releases are the same releases. */
