@@ -48,12 +48,14 @@ const DETACHED = 1;
 const PLACEHOLDER = 2;
 const STALE = 4;
 const RETIRING = 8;
-const FLAGS = 15;
+/** `SpanNode.length` is the end itself: the length would not give the end back exactly. */
+const END_AS_IS = 16;
+const FLAGS = 31;
 /** `SpanNode.bits`: the flags, then the retry attempt plus one (8 bits), then the event count. */
-const ATTEMPT_SHIFT = 4;
-const COUNT_SHIFT = 12;
+const ATTEMPT_SHIFT = 5;
+const COUNT_SHIFT = 13;
 const MAX_ATTEMPT = 254;
-const MAX_COUNT = 2 ** 18 - 1;
+const MAX_COUNT = 2 ** 17 - 1;
 
 /** The newest version of one span. */
 export class SpanNode {
@@ -62,7 +64,11 @@ export class SpanNode {
    * those that arrived as log records, in arrival order.
    */
   events: WaitEvent | undefined = undefined;
-  private endOrOpen: number | undefined;
+  /**
+   * Where the span ended: its length, which for most spans is a small integer kept in the field itself,
+   * where an end time would be a heap number of its own. Undefined while open.
+   */
+  private length: number | undefined;
   /** Undefined for the most spans, which have no events: a time would be a heap number of its own. */
   private lastEvent: number | undefined;
   /** The flags, the attempt and the event count in one small integer (see ATTEMPT_SHIFT): fewer fields. */
@@ -74,7 +80,7 @@ export class SpanNode {
     /** The parent's span id (in the same trace), if any. */
     readonly parentSpanId: string | undefined,
     readonly name: string,
-    /** Only a placeholder's start moves (to its earliest log event). */
+    /** Only a placeholder's start moves (to its earliest log event); a placeholder is open. */
     public start: number,
     end: number,
     /** The task whose span this is (for parent/child waits and hold hand-over). */
@@ -91,16 +97,23 @@ export class SpanNode {
     /** Whether only log events have been seen for this span so far. */
     placeholder: boolean,
   ) {
-    this.endOrOpen = end === OPEN ? undefined : end;
+    let endAsIs = false;
+    if (end === OPEN) this.length = undefined;
+    else {
+      const length = end - start;
+      endAsIs = start + length !== end; // an end far from its start (bad input), where doubles round
+      this.length = endAsIs ? end : length;
+    }
     this.lastEvent = lastEventTime === 0 ? undefined : lastEventTime;
     this.bits =
+      (endAsIs ? END_AS_IS : 0) |
       (detached ? DETACHED : 0) |
       (placeholder ? PLACEHOLDER : 0) |
       ((Math.min(attempt, MAX_ATTEMPT) + 1) << ATTEMPT_SHIFT) |
       (Math.min(eventCount, MAX_COUNT) << COUNT_SHIFT);
   }
 
-  /** How many span events the version had (up to 262,143), for choosing the newest version. */
+  /** How many span events the version had (up to 131,071), for choosing the newest version. */
   get eventCount(): number {
     return this.bits >>> COUNT_SHIFT;
   }
@@ -126,8 +139,8 @@ export class SpanNode {
 
   /** OPEN while the span has not ended. */
   get end(): number {
-    const e = this.endOrOpen;
-    return e === undefined ? OPEN : e;
+    const l = this.length;
+    return l === undefined ? OPEN : (this.bits & END_AS_IS) === 0 ? this.start + l : l;
   }
 
   /** The service instance (always the task's: a span's task lives in the span's instance). */

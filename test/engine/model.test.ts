@@ -1,0 +1,42 @@
+/**
+ * SpanNode keeps an ended span's length rather than its end (a small integer, not a heap number, for
+ * most spans). The end must come back exactly as given, whatever the times, or the views would move.
+ */
+import { describe, expect, it } from 'vitest';
+import { Instance, OPEN, SpanNode, TaskNode } from '../../processor/src/engine/model.js';
+
+const task = new TaskNode(new Instance('svc', 'svc', undefined, new Map()), 't', false);
+const span = (start: number, end: number, attempt = -1, events = 0) =>
+  new SpanNode('t1', '0000000000000001', undefined, 'op', start, end, task, events, 0, 0, attempt, true, false);
+
+describe('SpanNode times', () => {
+  it('gives back the end exactly: short and long spans, open ones, and ends that a length would round', () => {
+    const now = 1_763_700_000_123_456_789; // unix ns: past 2^53, where doubles step by 256 ns
+    const cases: [number, number][] = [
+      [now, now + 1_500_000], // 1.5 ms
+      [now, now + 3_600e9], // an hour: a length past the small integers
+      [now, now], // zero length
+      [now, now - 512], // an end before its start (bad input)
+      [now, 1], // an end far before its start: the length would round
+      [0, now], // no start
+      [1.5, 2.25], // fractions (JSON input)
+      [Number.MAX_SAFE_INTEGER, 0.1],
+    ];
+    for (const [start, end] of cases) {
+      const s = span(start, end, 3, 7);
+      expect(s.end).toBe(end);
+      expect(s.start).toBe(start);
+      expect([s.attempt, s.eventCount, s.detached, s.placeholder, s.stale]).toEqual([3, 7, true, false, false]);
+    }
+    expect(span(now, OPEN).end).toBe(OPEN);
+  });
+
+  it('keeps the attempt and the event count apart from the flags, up to their limits', () => {
+    const s = span(1, 2, 254, 2 ** 17 - 1);
+    s.stale = true;
+    s.retiring = true;
+    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.end]).toEqual([254, 2 ** 17 - 1, true, true, 2]);
+    expect(span(1, 2, 10_000, 10 ** 9).eventCount).toBe(2 ** 17 - 1); // capped, not wrapped
+    expect(span(1, 2, 10_000).attempt).toBe(254);
+  });
+});
