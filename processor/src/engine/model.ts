@@ -249,6 +249,11 @@ export class WaitIv extends Interval {
     this.endedWith = by;
   }
 
+  /** Opens it again, for a derivation that goes back to before its end (see `GraphStore.rewind`). */
+  reopen(): void {
+    this.endedWith = undefined;
+  }
+
   get task(): TaskNode {
     return this.ev.task;
   }
@@ -325,6 +330,11 @@ export class HoldIv extends EndTimeInterval {
 
   set mode(v: 'exclusive' | 'shared') {
     if (v !== this.mode) this.x().mode = v;
+  }
+
+  /** Whether a later acquire made it stronger than the acquire that took it. */
+  get upgraded(): boolean {
+    return this.extras?.mode !== undefined;
   }
 
   get lockKind(): string | undefined {

@@ -768,25 +768,148 @@ export class GraphStore {
       this.liveHolds(h).delete(h.res, h);
       this.holdIndex(h).add(h.res, h);
     }
+    // Open waits now, of those that were open and the new ones (nothing closed was reopened).
+    this.settle(task, st, frontier, oldIssues, oldOrders, oldReadies, touched);
+    for (const h of st.holds) if (h.end === OPEN) this.openHolds++;
+    this.openWaits -= oldWaits;
+    this.openHolds -= oldHolds;
+    st.waits.length = st.holds.length = 0;
+  }
+
+  /**
+   * Derives new events `evs` that do not all come after what a task has derived (the spans of a thread
+   * arrive out of order from several partitions; a parent span, exported after its children, has events
+   * before theirs): from the earliest of them on, not from the start. What the task derived before that
+   * time stays as it is; what began after it is dropped; what was open at that time, or ended after it,
+   * is opened again; and the events from that time on, old and new, are applied to that state. The result
+   * is that of a full derivation, as the apply of every event before that time would leave the same state.
+   * Returns false, having changed nothing, where it cannot take the state back (a hold that an acquire
+   * made stronger, open at that time) or the new events are of a stale span: `derive` then does it all.
+   */
+  private rewind(task: TaskNode, evs: readonly WaitEvent[], touched: Touched): boolean {
+    let t0 = Number.POSITIVE_INFINITY;
+    for (const e of evs) {
+      if (e.span.stale) return false;
+      if (e.time < t0) t0 = e.time;
+    }
+    // The events from t0 on, new and old: all of them, old ones at t0 too, since those may come before or
+    // after a new one there. The state is taken back to what the events before t0 left.
+    const suffix = evScratch;
+    suffix.length = 0;
+    for (let i = 0, n = task.spanCount; i < n; i++) {
+      const s = task.spanAt(i);
+      if (s.stale) continue;
+      for (let e = s.events; e !== undefined; e = e.next) if (e.task === task && e.time >= t0) suffix.push(e);
+    }
+    // A hold open at t0 that an acquire made stronger: the acquire may have been at t0 or later, and be
+    // taken back; the mode before it is not kept.
+    for (let h = task.holds; h !== undefined; h = h.next) {
+      if (h.start < t0 && h.end >= t0 && h.upgraded) {
+        suffix.length = 0;
+        return false;
+      }
+    }
+    sortEvents(suffix);
+    touched.tasks.add(task);
+    const st = this.build(waitScratch, holdScratch);
+    // Waits: those begun before t0 stay in the list; of them, the ones open at t0 (open now, or ended by an
+    // event or a span end from t0 on) are open again. Their index does not depend on their end.
+    this.openWaits -= task.openWaitCount;
+    let waitTail: WaitIv | undefined;
+    for (let w = task.waits; w !== undefined; w = w.next) {
+      if (w.start >= t0) {
+        const index = this.waitIndex(w);
+        if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
+        else index?.delete(w.res, w);
+        continue;
+      }
+      waitTail = w;
+      if (w.end >= t0) {
+        w.reopen();
+        st.waits.push(w);
+      }
+    }
+    const reopenedWaits = st.waits.length;
+    // Holds likewise; an open one is in the index of open holds, so each comes out of its index first.
+    let holdTail: HoldIv | undefined;
+    for (let h = task.holds; h !== undefined; h = h.next) {
+      if (h.start < t0) holdTail = h;
+      if (h.start < t0 && h.end < t0) continue;
+      if (h.end === OPEN) this.openHolds--;
+      this.holdIndex(h).delete(h.res, h);
+      if (h.start < t0) {
+        h.end = OPEN;
+        st.holds.push(h);
+      }
+    }
+    const reopenedHolds = st.holds.length;
+    const issues = task.issues.filter((i) => i.start < t0);
+    for (const i of task.issues) {
+      if (i.start >= t0) this.certIssues.delete(i.cert, i);
+      else if (i.end >= t0) i.end = OPEN;
+    }
+    const orders = task.orders.filter((o) => o.time < t0);
+    for (const o of task.orders) if (o.time >= t0) this.orderIndex.delete(orderKey(o), o);
+    const readies = task.readies?.filter((r) => r.time < t0);
+    for (const r of task.readies ?? EMPTY) if (r.time >= t0) this.certReady.delete(r.cert, r);
+    const orphans = task.orphanReleases.filter((r) => r.time < t0);
+    if (issues.length) st.issues = issues;
+    if (orders.length) st.orders = orders;
+    if (orphans.length) st.orphans = orphans;
+    if (readies?.length) st.readies = readies;
+    const oldIssues = issues.length;
+    const oldOrders = orders.length;
+    const oldReadies = readies?.length ?? 0;
+
+    this.apply(task, suffix, st);
+    let frontier: FrontierBy = suffix[suffix.length - 1];
+    for (const w of st.waits) frontier = endWithSpan(w, frontier);
+
+    for (let i = 0; i < reopenedWaits; i++) if (st.waits[i].timedOut) touched.timeouts.push(st.waits[i]);
+    const firstNewWait = linked(st.waits.slice(reopenedWaits));
+    if (waitTail === undefined) task.waits = firstNewWait;
+    else waitTail.next = firstNewWait;
+    for (let i = reopenedWaits; i < st.waits.length; i++) this.indexWait(st.waits[i], touched);
+    const firstNewHold = linked(st.holds.slice(reopenedHolds));
+    if (holdTail === undefined) task.holds = firstNewHold;
+    else holdTail.next = firstNewHold;
+    for (const h of st.holds) {
+      if (h.end === OPEN) this.openHolds++;
+      this.holdIndex(h).add(h.res, h);
+    }
+    this.settle(task, st, frontier, oldIssues, oldOrders, oldReadies, touched);
+    suffix.length = st.waits.length = st.holds.length = 0;
+    return true;
+  }
+
+  /**
+   * Ends an append or a rewind: indexes the issues, lock-order edges and readies the derivation added
+   * after the first `oldIssues`, `oldOrders` and `oldReadies` it began with, keeps them, its releases and
+   * its frontier on the task, and counts the waits open among `st.waits` (every wait that can be open).
+   */
+  private settle(
+    task: TaskNode,
+    st: Derivation,
+    frontier: FrontierBy,
+    oldIssues: number,
+    oldOrders: number,
+    oldReadies: number,
+    touched: Touched,
+  ): void {
     if (st.issues) for (let i = oldIssues; i < st.issues.length; i++) this.certIssues.add(st.issues[i].cert, st.issues[i]);
     if (st.orders) for (let i = oldOrders; i < st.orders.length; i++) this.indexOrder(st.orders[i], touched);
     if (st.readies) for (let i = oldReadies; i < st.readies.length; i++) this.certReady.add(st.readies[i].cert, st.readies[i]);
     task.issues = st.issues ?? EMPTY;
     task.orders = st.orders ?? EMPTY;
-    const newReleases = (st.orphans?.length ?? 0) !== task.orphanReleases.length;
+    const releasesBefore = task.orphanReleases;
     task.orphanReleases = st.orphans ?? EMPTY;
-    if (newReleases && task.inherited.length !== 0) this.releasesChanged(task, touched);
+    if (task.inherited.length !== 0 && !sameReleases(releasesBefore, task.orphanReleases)) this.releasesChanged(task, touched);
     task.readies = st.readies;
     task.frontierBy = frontier;
-    // Open now, of those that were open and the new ones (nothing closed was reopened).
     let open = 0;
     for (const w of st.waits) if (w.end === OPEN) open++;
     task.openWaitCount = open;
     this.openWaits += open;
-    for (const h of st.holds) if (h.end === OPEN) this.openHolds++;
-    this.openWaits -= oldWaits;
-    this.openHolds -= oldHolds;
-    st.waits.length = st.holds.length = 0;
   }
 
   /** The state of a derivation, on the given scratch arrays. */
@@ -1109,8 +1232,9 @@ export class GraphStore {
       for (const t of batch) {
         const evs = this.rebuild.delete(t) ? undefined : this.appended.get(t);
         this.appended.delete(t);
-        if (evs !== undefined && appendable(t, evs)) this.append(t, evs, touched);
-        else this.derive(t, touched);
+        if (evs === undefined) this.derive(t, touched);
+        else if (appendable(t, evs)) this.append(t, evs, touched);
+        else if (!this.rewind(t, evs, touched)) this.derive(t, touched);
       }
     }
   }
