@@ -25,7 +25,8 @@
  * 3. Detection latency: `waitgraph run` in a child process (single-instance, then `--role both`) reads a
  *    fresh spans topic while the workload is produced into it at `--rate` spans/s (default 60,000; six
  *    seconds of it built, then repeated with new trace ids and later times; span times follow the wall
- *    clock, so the processor keeps them for its history). Once the processor has caught up with the load
+ *    clock, so the processor keeps them for its history; a partial snapshot's span comes again, ended,
+ *    about a second later, as from a live emitter). The processor runs with its defaults. Once the processor has caught up with the load
  *    (its consumer lag within two ticks of load; a processor that has just started runs cold code for a few
  *    seconds), and not before `--warmup` s (default 3), every `--every` ms (default 100) a lock cycle is
  *    sent, its two spans on two partitions, and the time from producing the span that closes it to the
@@ -440,7 +441,6 @@ async function startProcessor(
       '--stdout', 'none',
       '--port', String(port),
       '--replay-window', '0',
-      '--stale-after', '120s',
       '--stats-interval', '0',
       '--log-level', 'warn',
       '--instance-id', `bench-${id}`,
@@ -488,7 +488,10 @@ async function latency(bootstrap: string, args: Args, role: LatencyRole) {
   // Span times follow the wall clock at the load's pace, from about when the load starts (a few seconds of
   // building and starting from now): the processor keeps them for its whole history, as it would live.
   const stepNs = (BATCH_SPANS / args.rate) * 1e9;
-  const load = buildWorkload({ spans: args.rate * loadSeconds, batchSize: BATCH_SPANS, seed: 7, startNs: Date.now() * 1e6, stepNs });
+  // A partial snapshot's span ends about a second later, and comes again whole, as from a live emitter:
+  // open spans are not left to go stale by the thousand (the processor runs with its defaults).
+  const partialsEndAfter = Math.max(1, Math.round(args.rate / BATCH_SPANS / 20)) * 20;
+  const load = buildWorkload({ spans: args.rate * loadSeconds, batchSize: BATCH_SPANS, seed: 7, startNs: Date.now() * 1e6, stepNs, partialsEndAfter });
   const shiftNs = load.batches.length * stepNs;
   const cycles = Array.from({ length: args.cycles }, (_, i) => lockCycle(`bench-${id}-${i}`));
 

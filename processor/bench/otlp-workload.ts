@@ -33,6 +33,13 @@ export interface OtlpWorkloadOptions {
   startNs?: number;
   /** How much later each batch's spans begin than the last's, ns. Default 1e9. */
   stepNs?: number;
+  /**
+   * Batches after a partial snapshot's batch that its span ends in, and is sent again, ended: as a live
+   * emitter's in-progress span is later exported whole. A multiple of `services` keeps it in its service's
+   * batch. Spans whose end would fall after the last batch are not made partial. Default 0: never (a
+   * partial snapshot stays the last word on its span).
+   */
+  partialsEndAfter?: number;
   /** Serialization: OTLP protobuf or OTLP JSON. Default `protobuf`. */
   encoding?: 'protobuf' | 'json';
 }
@@ -169,6 +176,11 @@ export function generateSpanBatches(options: OtlpWorkloadOptions = {}): Readable
     );
   }
   const scope = { name: 'waitgraph-bench', version: '0.1.0' };
+  const endAfter = options.partialsEndAfter ?? 0;
+  if (endAfter % serviceCount !== 0) throw new Error('partialsEndAfter must be a multiple of services');
+  const lastBatch = Math.ceil(total / batchSize) - 1;
+  /** The ended versions of partial snapshots, by the batch they go in. */
+  const ends = new Map<number, ReadableSpan[]>();
   const batches: ReadableSpan[][] = [];
   let made = 0;
   let clock = options.startNs ?? 1_700_000_000_000_000_000;
@@ -188,13 +200,14 @@ export function generateSpanBatches(options: OtlpWorkloadOptions = {}): Readable
         const index = made + batch.length;
         const start = clock + rand() * 5e8;
         const duration = 1e5 + rand() * 2e8;
-        const open = index % partialEveryNth === partialEveryNth - 1;
+        const endsIn = batches.length + endAfter;
+        const open = index % partialEveryNth === partialEveryNth - 1 && (endAfter === 0 || endsIn <= lastBatch);
         const attributes = spanAttributes(rand, index);
         if (open) attributes[ATTR.SPAN_PARTIAL] = true;
         const events = index % waitEvery === 0 ? waitEvents(rand, start, duration, open) : [];
         const ctx: SpanContext = { traceId, spanId, traceFlags: TraceFlags.SAMPLED };
         const parentCtx: SpanContext | undefined = parent ? { traceId, spanId: parent, traceFlags: TraceFlags.SAMPLED } : undefined;
-        batch.push({
+        const s: ReadableSpan = {
           name: i === 0 ? `${METHODS[(rand() * 4) | 0]} ${ROUTES[(rand() * ROUTES.length) | 0]}` : `span-${i % 9}`,
           kind: i === 0 ? SpanKind.SERVER : rand() < 0.3 ? SpanKind.CLIENT : SpanKind.INTERNAL,
           spanContext: () => ctx,
@@ -212,11 +225,21 @@ export function generateSpanBatches(options: OtlpWorkloadOptions = {}): Readable
           droppedAttributesCount: 0,
           droppedEventsCount: 0,
           droppedLinksCount: 0,
-        });
+        };
+        batch.push(s);
+        if (open && endAfter > 0) {
+          const { [ATTR.SPAN_PARTIAL]: _partial, ...whole } = attributes;
+          const ended: ReadableSpan = { ...s, attributes: whole, endTime: hr(start + duration), duration: hr(duration), ended: true };
+          const list = ends.get(endsIn);
+          if (list === undefined) ends.set(endsIn, [ended]);
+          else list.push(ended);
+        }
       }
     }
-    clock += step;
     made += batch.length;
+    batch.push(...(ends.get(batches.length) ?? []));
+    ends.delete(batches.length);
+    clock += step;
     batches.push(batch);
   }
   return batches;
