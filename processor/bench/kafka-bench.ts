@@ -38,7 +38,8 @@
  * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
  * single-instance run only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
  * (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it), `BENCH_PROCESSOR_ARGS` more options of `waitgraph
- * run` (`--max-spans 300000`).
+ * run` (`--max-spans 300000`); `BENCH_GC_LOG=1` lets the processor's standard output through (for node's
+ * `--trace-gc` lines).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -446,7 +447,7 @@ async function startProcessor(
       '--instance-id', `bench-${id}`,
       ...(process.env.BENCH_PROCESSOR_ARGS ? process.env.BENCH_PROCESSOR_ARGS.split(' ') : []),
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', process.env.BENCH_GC_LOG ? 'inherit' : 'ignore', 'inherit'] },
   );
   const url = `http://127.0.0.1:${port}`;
   const ready =

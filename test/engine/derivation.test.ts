@@ -78,8 +78,21 @@ function dump(d: Detector): string[] {
   const key = (t: TaskNode) => (t.spanTask ? `span ${t.spanAt(0).name}` : `task ${t.taskId}`);
   for (const t of [...tasks].sort((a, b) => (key(a) < key(b) ? -1 : 1))) {
     const lines = [`${key(t)}: open waits ${t.openWaitCount}, frontier ${t.frontier}`];
-    for (let w = t.waits; w !== undefined; w = w.next) lines.push(waitText(w));
-    for (let h = t.holds; h !== undefined; h = h.next) lines.push(holdText(h));
+    let lastWait: WaitIv | undefined;
+    let lastHold: HoldIv | undefined;
+    let openHolds = 0;
+    for (let w = t.waits; w !== undefined; w = w.next) lines.push(waitText((lastWait = w)));
+    for (let h = t.holds; h !== undefined; h = h.next) {
+      lines.push(holdText((lastHold = h)));
+      if (h.end === Number.POSITIVE_INFINITY) openHolds++;
+    }
+    // What a thread keeps to derive new events without its history must be what its history says.
+    const tails = t.tails;
+    if (tails !== undefined) {
+      expect(tails.wait).toBe(lastWait);
+      expect(tails.hold).toBe(lastHold);
+      expect(tails.openHolds).toBe(openHolds);
+    }
     for (const i of t.issues) lines.push(`issue ${i.cert} ${time(i.start)}..${time(i.end)}`);
     for (const o of t.orders) lines.push(`order ${o.first}(${o.firstMode}) -> ${o.then}(${o.thenMode}) gates ${o.gates.join(',')} at ${o.time} in ${o.span.name}`);
     for (const r of t.orphanReleases) lines.push(`orphan release ${r.lock} at ${r.time}`);
@@ -156,6 +169,23 @@ describe('incremental derivation', () => {
     ]);
     expect(state[0]).toMatch(/hold lock A exclusive .*\.\.open/);
     expect(state[0]).toContain('orphan release A');
+  });
+
+  it('keeps a thread\'s tails true to its waits and holds as spans are forgotten and new ones come', () => {
+    fc.assert(
+      fc.property(spansArb, fc.integer(), fc.nat({ max: 40 }), (specs, seed, forgetAt) => {
+        const spans = toSpans(specs);
+        const order = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
+        const d = new Detector();
+        order.forEach((s, i) => {
+          d.addSpans([s], at(100 + i)); // seen live: ended spans can be forgotten
+          d.detect();
+          if (i === Math.floor(order.length / 2)) d.forget(at(forgetAt));
+          dump(d); // checks each thread's tails against its lists
+        });
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
 

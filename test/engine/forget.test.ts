@@ -116,6 +116,24 @@ describe('Detector.forget', () => {
     expect(changes[0].finding.resources).toEqual(['L', 'M']);
   });
 
+  it('forgets a span whose event came after its end whole, so that no finding is left with a task of no span', () => {
+    // A span-task that ended at 0 ms with a wait stamped 1 ms (an event after its span's end: a clock
+    // skew, or an emitter's own timestamp), forgotten at 1 ms; its wait began at the cutoff, not before.
+    const d = new Detector();
+    const late = span({ service: 'a', name: 'late', start: 0, end: 0, events: [[1, 'cert.wait', { 'cert.id': 'D' }]] });
+    const self = span({ service: 'a', name: 'self', start: 0, attrs: { 'thread.id': 't0' }, events: [[0, 'task.wait', { 'task.wait.on': ['t0'], 'task.wait.mode': 'all' }]] });
+    d.addSpans([self], at(100));
+    d.addSpans([late], at(101));
+    d.detect();
+    expect(d.forget(at(1))).toBe(1);
+    // The issuer comes: the wait that went must not come back as part of a finding.
+    d.addSpans([span({ service: 'a', name: 'issue', start: 0, attrs: { 'thread.id': 't0' }, events: [[0, 'cert.issue', { 'cert.id': 'D' }]] })], at(102));
+    const changes = d.detect();
+    for (const f of d.findings()) for (const t of f.tasks) expect(t.taskId).not.toBe(late.spanId);
+    expect(changes.every((c) => c.finding.tasks.length > 0)).toBe(true);
+    expect(d.stats()).toMatchObject({ spans: 2, openWaits: 1 });
+  });
+
   it('forgets the span once the lock it took is released, and the release with it', () => {
     const d = new Detector();
     const take = span({ service: 'a', name: 'take', start: 0, end: 2, attrs: { 'thread.id': 1 }, events: [[1, 'lock.acquire', lock('L')]] });

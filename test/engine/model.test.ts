@@ -2,6 +2,7 @@
  * SpanNode keeps an ended span's length rather than its end (a small integer, not a heap number, for
  * most spans). The end must come back exactly as given, whatever the times, or the views would move.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Instance, OPEN, SpanNode, TaskNode } from '../../processor/src/engine/model.js';
 
@@ -38,5 +39,53 @@ describe('SpanNode times', () => {
     expect([s.attempt, s.eventCount, s.stale, s.retiring, s.end]).toEqual([254, 2 ** 17 - 1, true, true, 2]);
     expect(span(1, 2, 10_000, 10 ** 9).eventCount).toBe(2 ** 17 - 1); // capped, not wrapped
     expect(span(1, 2, 10_000).attempt).toBe(254);
+  });
+});
+
+describe('TaskNode span lists', () => {
+  /** A span of the task, open or ended, with or without an event (the event list is all the list reads). */
+  const spanOf = (t: TaskNode, i: number, open: boolean, withEvents: boolean) => {
+    const s = new SpanNode('t1', i.toString(16).padStart(16, '0'), undefined, 'op', i, open ? OPEN : i + 1, t, 0, 0, 0, -1, false, false);
+    if (withEvents) s.events = {} as SpanNode['events'];
+    return s;
+  };
+  const list = (l: readonly SpanNode[] | SpanNode | undefined) => (l === undefined ? [] : l instanceof SpanNode ? [l] : [...l]);
+  const byId = (a: SpanNode, b: SpanNode) => (a.spanId < b.spanId ? -1 : 1);
+
+  it('keeps its open spans and its spans with events as the spans attached and detached say', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ op: fc.constantFrom('attach', 'detach', 'detachAll', 'event'), open: fc.boolean(), events: fc.boolean(), pick: fc.nat(), count: fc.nat({ max: 4 }) }),
+          { maxLength: 40 },
+        ),
+        (ops) => {
+          const t = new TaskNode(new Instance('svc', 'svc', undefined, new Map()), 'T', false);
+          const attached: SpanNode[] = [];
+          let n = 0;
+          for (const o of ops) {
+            if (o.op === 'attach' || attached.length === 0) {
+              const s = spanOf(t, n++, o.open, o.events);
+              t.attachNew(s);
+              attached.push(s);
+            } else if (o.op === 'detach') {
+              t.detach(attached.splice(o.pick % attached.length, 1)[0]);
+            } else if (o.op === 'detachAll') {
+              const gone = attached.splice(0, Math.min(o.count, attached.length)); // the oldest, as forget takes them
+              t.detachAll(new Set(gone), gone.length);
+            } else {
+              // A log record's event on a span attached before (without one, perhaps).
+              const s = attached[o.pick % attached.length];
+              s.events ??= {} as SpanNode['events'];
+              t.attach(s);
+            }
+            expect(t.spanCount).toBe(attached.length);
+            expect(list(t.openSpansOf()).sort(byId)).toEqual(attached.filter((s) => s.end === OPEN).sort(byId));
+            expect(list(t.eventSpans()).sort(byId)).toEqual(attached.filter((s) => s.events !== undefined).sort(byId));
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -254,6 +254,11 @@ export class WaitIv extends Interval {
     this.endedWith = undefined;
   }
 
+  /** Whether it has not ended (as `end === OPEN`, without looking at what ended it). */
+  get open(): boolean {
+    return this.endedWith === undefined;
+  }
+
   get task(): TaskNode {
     return this.ev.task;
   }
@@ -420,6 +425,23 @@ class TaskExtras {
   orphanReleases: readonly OrphanRelease[] = NONE;
   /** Of the spans of a task that has several, the open ones, in the order attached (see `openSpansOf`). */
   open: SpanNode[] | undefined = undefined;
+  /**
+   * Of the spans of a task that has several, those with events, in the order attached (see
+   * `eventSpans`): a thread's derivation finds its events without going through every span it has.
+   */
+  eventful: SpanNode[] | undefined = undefined;
+  /** Its last wait and hold, and how many of its holds are open: see `TaskNode.tails`. */
+  tails: Tails | undefined = undefined;
+}
+
+/**
+ * A task's last wait and last hold, and how many of its holds are open: what `GraphStore.append` needs to
+ * derive new events onto a thread without walking its history of waits and holds.
+ */
+export interface Tails {
+  wait: WaitIv | undefined;
+  hold: HoldIv | undefined;
+  openHolds: number;
 }
 
 /** One task: a thread, a goroutine, an async flow, or a span. */
@@ -492,28 +514,50 @@ export class TaskNode {
     return this.extras?.open ?? NONE;
   }
 
-  /** Attaches a span (once). */
+  /**
+   * The spans that may carry events of this task: of its spans, those with events. Each is a span of the
+   * task, or one that carries events of it.
+   */
+  eventSpans(): readonly SpanNode[] | SpanNode | undefined {
+    const l = this.spanList;
+    if (l === undefined || l instanceof SpanNode) return l !== undefined && l.events !== undefined ? l : undefined;
+    return this.extras?.eventful ?? NONE;
+  }
+
+  /** Attaches a span (once); one attached before that now has events (a log record's) is listed with them. */
   attach(span: SpanNode): void {
     const l = this.spanList;
-    if (Array.isArray(l) && l.includes(span)) return;
+    if (Array.isArray(l) && l.includes(span)) {
+      const eventful = this.extras?.eventful;
+      if (span.events !== undefined && !eventful?.includes(span)) (this.x().eventful ??= []).push(span);
+      return;
+    }
     this.attachNew(span);
   }
 
-  /** From one span to several: the open list starts with the first one, if open. */
+  /** From one span to several: the open and eventful lists start with the first one, if it is either. */
   private toList(first: SpanNode, span: SpanNode): void {
     this.spanList = [first, span];
     if (first.end === OPEN) (this.x().open ??= []).push(first);
+    if (first.events !== undefined) (this.x().eventful ??= []).push(first);
   }
 
-  /** Counts an attached span that is open, and lists it where the task has several. */
+  /** Counts an attached span that is open, and lists it, and one with events, where the task has several. */
   private opened(span: SpanNode): void {
+    const several = Array.isArray(this.spanList);
+    if (several && span.events !== undefined) (this.x().eventful ??= []).push(span);
     if (span.end !== OPEN) return;
     this.openSpans++;
-    if (Array.isArray(this.spanList)) (this.x().open ??= []).push(span);
+    if (several) (this.x().open ??= []).push(span);
   }
 
-  /** Uncounts a detached span that is open, and takes it off the list. */
+  /** Uncounts a detached span that is open, and takes it off the lists. */
   private closed(span: SpanNode): void {
+    const eventful = this.extras?.eventful;
+    if (eventful !== undefined && span.events !== undefined) {
+      const i = eventful.indexOf(span);
+      if (i >= 0) eventful.splice(i, 1);
+    }
     if (span.end !== OPEN) return;
     this.openSpans--;
     const open = this.extras?.open;
@@ -522,9 +566,9 @@ export class TaskNode {
     if (i >= 0) open.splice(i, 1);
   }
 
-  /** Back to one span or none: no open list. */
+  /** Back to one span or none: no lists. */
   private fromList(): void {
-    if (this.extras?.open !== undefined && !Array.isArray(this.spanList)) this.extras.open = undefined;
+    if (this.extras !== undefined && !Array.isArray(this.spanList)) this.extras.open = this.extras.eventful = this.extras.tails = undefined;
   }
 
   /**
@@ -586,6 +630,18 @@ export class TaskNode {
     } else return;
     this.closed(span);
     this.fromList();
+  }
+
+  /**
+   * Its tails, kept for a task with several spans (a thread, whose history is long) by what derives it,
+   * and dropped by what changes its waits or holds otherwise (undefined: not known, walk the lists).
+   */
+  get tails(): Tails | undefined {
+    return Array.isArray(this.spanList) ? this.extras?.tails : undefined;
+  }
+
+  set tails(v: Tails | undefined) {
+    if (v !== undefined ? Array.isArray(this.spanList) : this.extras !== undefined) this.x().tails = v;
   }
 
   /** Holds handed over to this task by ended span-tasks below it. */

@@ -28,6 +28,7 @@ import {
   NOW,
   OPEN,
   SpanNode,
+  type Tails,
   TaskNode,
   WaitIv,
   taskKey,
@@ -254,12 +255,16 @@ export class GraphStore {
     // Spans that began an interval still in view, or that hold a ready or a release something rests on.
     const kept = new Set<SpanNode>();
     const withEvents = new Set<SpanNode>();
-    const tasks = new Set<TaskNode>();
+    // The tasks with events in due spans, and the latest of those events: the intervals they began began
+    // by then. Mostly before the cutoff, since the spans ended before it; but an event may come after
+    // its span's end.
+    const tasks = new Map<TaskNode, number>();
     for (const s of due) {
       if (s.events === undefined) continue;
       withEvents.add(s);
       for (let e: WaitEvent | undefined = s.events; e !== undefined; e = e.next) {
-        tasks.add(e.task);
+        const last = tasks.get(e.task);
+        if (last === undefined || e.time > last) tasks.set(e.task, e.time);
         if (e.kind.name === EVENT.CERT_READY && e.id !== undefined) {
           for (const w of this.certWaits.get(e.id)) if (w.end === OPEN || w.end >= cutoff) kept.add(s);
         }
@@ -268,12 +273,12 @@ export class GraphStore {
     const inView = (iv: { span: SpanNode; end: number }) => {
       if ((iv.end === OPEN || iv.end >= cutoff) && withEvents.has(iv.span)) kept.add(iv.span);
     };
-    // A task's intervals are in the order they began, and those of due spans began before the cutoff: a
-    // long-lived task is looked through only as far as that, not through its whole history.
-    for (const t of tasks) {
-      for (let h = t.holds; h !== undefined && h.start < cutoff; h = h.next) inView(h);
+    // A task's intervals are in the order they began, and those of due spans began by the latest of their
+    // events: a long-lived task is looked through only as far as that, not through its whole history.
+    for (const [t, last] of tasks) {
+      for (let h = t.holds; h !== undefined && h.start <= last; h = h.next) inView(h);
       for (const i of t.issues) {
-        if (i.start >= cutoff) break;
+        if (i.start > last) break;
         inView(i);
       }
     }
@@ -283,7 +288,7 @@ export class GraphStore {
         if (parent !== undefined && (parent.end === OPEN || parent.end >= cutoff)) kept.add(s);
       }
     }
-    this.keepClosers(due, withEvents, kept, tasks, cutoff);
+    this.keepClosers(due, withEvents, kept, tasks);
     let forgotten = 0;
     const gone = new Set<SpanNode>();
     // The tasks that lose spans, and how many each.
@@ -313,7 +318,7 @@ export class GraphStore {
       t.detachAll(gone, count);
       if (t.spanCount === 0) emptied.push(t);
     }
-    for (const [t, evs] of lost) this.trim(t, gone, evs, cutoff);
+    for (const [t, evs] of lost) this.trim(t, gone, evs);
     for (const s of gone) this.resolveHandovers(s, touched);
     this.flush(touched);
     // A task left with no span has no waits or holds of its own; one that inherited none goes.
@@ -330,14 +335,18 @@ export class GraphStore {
   /**
    * Takes out of a task's intervals those that began in spans being forgotten (`gone`), and what its
    * events there (`evs`) left: certificate readies, releases of locks it did not take. What `forget` lets
-   * go began and ended before the history (else the span would stay), so what is left is what deriving
+   * go ended before the history (else the span would stay), and began by the latest of those events (most
+   * often before the history too; an event may come after its span's end), so what is left is what deriving
    * the task afresh would give, as far as any view from the history on can see: without deriving again,
    * which would cost as much as the task's whole history, each time a few of its spans go.
    */
-  private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[], cutoff: number): void {
-    // In the order they began: those of spans that go began before the cutoff.
+  private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[]): void {
+    task.tails = undefined;
+    // In the order they began: those of spans that go began by the latest of the events that go.
+    let last = Number.NEGATIVE_INFINITY;
+    for (const e of evs) if (e.time > last) last = e.time;
     let prevW: WaitIv | undefined;
-    for (let w = task.waits; w !== undefined && w.start < cutoff; w = w.next) {
+    for (let w = task.waits; w !== undefined && w.start <= last; w = w.next) {
       if (!gone.has(w.span)) {
         prevW = w;
         continue;
@@ -353,7 +362,7 @@ export class GraphStore {
       else prevW.next = w.next;
     }
     let prevH: HoldIv | undefined;
-    for (let h = task.holds; h !== undefined && h.start < cutoff; h = h.next) {
+    for (let h = task.holds; h !== undefined && h.start <= last; h = h.next) {
       if (!gone.has(h.span)) {
         prevH = h;
         continue;
@@ -386,7 +395,7 @@ export class GraphStore {
    * the hold would be taken to be held again. Until nothing changes, since a kept span keeps the intervals
    * that began in it.
    */
-  private keepClosers(due: SpanNode[], withEvents: Set<SpanNode>, kept: Set<SpanNode>, tasks: Set<TaskNode>, cutoff: number): void {
+  private keepClosers(due: SpanNode[], withEvents: Set<SpanNode>, kept: Set<SpanNode>, tasks: ReadonlyMap<TaskNode, number>): void {
     // Releases, check-ins and readies of the due spans, by task: holds and issues keep only their end time.
     const closers = new Map<TaskNode, WaitEvent[]>();
     for (const s of due) {
@@ -411,13 +420,13 @@ export class GraphStore {
           changed = true;
         }
       };
-      // An interval a due span closed began before the cutoff (see `forget`).
-      for (const t of tasks) {
-        for (let w = t.waits; w !== undefined && w.start < cutoff; w = w.next) keep(w.endedIn, w.span);
-        for (let h = t.holds; h !== undefined && h.start < cutoff; h = h.next) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
+      // An interval a due span closed began before the event that closed it (see `forget`).
+      for (const [t, last] of tasks) {
+        for (let w = t.waits; w !== undefined && w.start <= last; w = w.next) keep(w.endedIn, w.span);
+        for (let h = t.holds; h !== undefined && h.start <= last; h = h.next) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
         // A hold handed over to this task, and released by it.
         for (const h of t.inherited) if (h.end !== OPEN) keep(closedBy(t, h.res, h.end), h.span);
-        for (const i of t.issues) if (i.end !== OPEN && i.start < cutoff) keep(closedBy(t, i.cert, i.end), i.span);
+        for (const i of t.issues) if (i.end !== OPEN && i.start <= last) keep(closedBy(t, i.cert, i.end), i.span);
       }
     }
   }
@@ -674,15 +683,14 @@ export class GraphStore {
    */
   derive(task: TaskNode, touched: Touched): void {
     this.unindex(task);
+    task.tails = undefined;
     touched.tasks.add(task);
     const evs = evScratch;
     const st = this.build(waitScratch, holdScratch);
     evs.length = 0;
-    for (let i = 0, n = task.spanCount; i < n; i++) {
-      const s = task.spanAt(i);
-      if (s.stale) continue;
-      for (let e = s.events; e !== undefined; e = e.next) if (e.task === task) evs.push(e);
-    }
+    const spans = task.eventSpans();
+    if (spans instanceof SpanNode) eventsOf(task, spans, Number.NEGATIVE_INFINITY, evs);
+    else if (spans !== undefined) for (const s of spans) eventsOf(task, s, Number.NEGATIVE_INFINITY, evs);
     sortEvents(evs);
     this.apply(task, evs, st);
     const waits = st.waits;
@@ -722,15 +730,21 @@ export class GraphStore {
     // The open intervals, as the full derivation's arrays would hold them at this point (it looks only at
     // open ones), and the tails to link new intervals to.
     const st = this.build(waitScratch, holdScratch);
-    let waitTail: WaitIv | undefined;
-    let holdTail: HoldIv | undefined;
-    for (let w = task.waits; w !== undefined; w = w.next) {
-      if (w.end === OPEN) st.waits.push(w);
-      waitTail = w;
+    // A thread keeps its tails: with no open wait or hold, its history is not walked at all.
+    const tails = task.tails;
+    let waitTail = tails?.wait;
+    let holdTail = tails?.hold;
+    if (tails === undefined || task.openWaitCount !== 0) {
+      for (let w = task.waits; w !== undefined; w = w.next) {
+        if (w.open) st.waits.push(w);
+        waitTail = w;
+      }
     }
-    for (let h = task.holds; h !== undefined; h = h.next) {
-      if (h.end === OPEN) st.holds.push(h);
-      holdTail = h;
+    if (tails === undefined || tails.openHolds !== 0) {
+      for (let h = task.holds; h !== undefined; h = h.next) {
+        if (h.end === OPEN) st.holds.push(h);
+        holdTail = h;
+      }
     }
     const oldWaits = st.waits.length;
     const oldHolds = st.holds.length;
@@ -773,6 +787,7 @@ export class GraphStore {
     for (const h of st.holds) if (h.end === OPEN) this.openHolds++;
     this.openWaits -= oldWaits;
     this.openHolds -= oldHolds;
+    task.tails = tailsOf(waitTail, holdTail, st.holds);
     st.waits.length = st.holds.length = 0;
   }
 
@@ -796,11 +811,9 @@ export class GraphStore {
     // after a new one there. The state is taken back to what the events before t0 left.
     const suffix = evScratch;
     suffix.length = 0;
-    for (let i = 0, n = task.spanCount; i < n; i++) {
-      const s = task.spanAt(i);
-      if (s.stale) continue;
-      for (let e = s.events; e !== undefined; e = e.next) if (e.task === task && e.time >= t0) suffix.push(e);
-    }
+    const spans = task.eventSpans();
+    if (spans instanceof SpanNode) eventsOf(task, spans, t0, suffix);
+    else if (spans !== undefined) for (const s of spans) eventsOf(task, s, t0, suffix);
     // A hold open at t0 that an acquire made stronger: the acquire may have been at t0 or later, and be
     // taken back; the mode before it is not kept.
     for (let h = task.holds; h !== undefined; h = h.next) {
@@ -878,6 +891,9 @@ export class GraphStore {
       this.holdIndex(h).add(h.res, h);
     }
     this.settle(task, st, frontier, oldIssues, oldOrders, oldReadies, touched);
+    const lastWait = st.waits.length > reopenedWaits ? st.waits[st.waits.length - 1] : waitTail;
+    const lastHold = st.holds.length > reopenedHolds ? st.holds[st.holds.length - 1] : holdTail;
+    task.tails = tailsOf(lastWait, lastHold, st.holds);
     suffix.length = st.waits.length = st.holds.length = 0;
     return true;
   }
@@ -1361,6 +1377,19 @@ function firstEventTaskId(events: SpanEventRecord[]): string | undefined {
     if (id !== undefined) return id;
   }
   return undefined;
+}
+
+/** A task's tails after a derivation whose `holds` are every hold of the task that can be open. */
+function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: readonly HoldIv[]): Tails {
+  let open = 0;
+  for (const h of holds) if (h.end === OPEN) open++;
+  return { wait, hold, openHolds: open };
+}
+
+/** Adds the events of `task` in `span` from `from` on to `out`, unless the span is stale. */
+function eventsOf(task: TaskNode, span: SpanNode, from: number, out: WaitEvent[]): void {
+  if (span.stale) return;
+  for (let e = span.events; e !== undefined; e = e.next) if (e.task === task && e.time >= from) out.push(e);
 }
 
 /** Whether a new version (end, event count, last event time) replaces the kept one. */
