@@ -31,6 +31,20 @@ describe('the wait-input cut', () => {
     expect(kept.every((s) => Object.keys(s.attributes).every((k) => TASK_ATTRS.includes(k)))).toBe(true);
   });
 
+  it('ends a span it passed as a partial snapshot: its ended version goes through, though the cut alone would drop it', () => {
+    // 1 span in 100 is first sent as a snapshot of an open span, and whole a batch later.
+    const cutter = new WaitInputCutter();
+    const work = buildWorkload({ spans: 4_000, batchSize: 500, seed: 5, services: 1, partialsEndAfter: 1 });
+    const d = new Detector();
+    work.batches.forEach((bytes, i) => {
+      d.addBatch(cutter.cut({ signal: 'traces', encoding: 'proto', bytes, name: `spans/0@${i}` }).batch, (1_000 + i) * 1e6);
+      d.detect();
+    });
+    expect(work.partialCount).toBeGreaterThan(20);
+    // Every span has ended: none is left open to go stale, however long after.
+    expect(d.expire(Number.MAX_SAFE_INTEGER, 1)).toBe(0);
+  });
+
   it('names a payload it cannot decode as the decoder does', () => {
     const bad = Buffer.from('{"resourceSpans": [');
     const cut = () => new WaitInputCutter().cut({ signal: 'traces', encoding: 'json', bytes: bad, name: 'otlp_spans/2@7' });

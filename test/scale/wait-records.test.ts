@@ -57,6 +57,30 @@ describe('the wait-record filter', () => {
     expect(selectWaitSpans([root, mid, locker], { keepAncestors: false }).map((s) => s.name)).toEqual(['POST /orders', 'lock row']);
   });
 
+  it('passes the ended version of a span it passed open, which the filter alone would cut', () => {
+    const snapshot = span({ service: 'orders', name: 'work', parent: root, start: 10 }); // INTERNAL, no events
+    const ended = span({ service: 'orders', name: 'work', parent: root, start: 10, end: 20 });
+    const never = span({ service: 'orders', name: 'render', parent: root, start: 5, end: 6 });
+    const spansOf = (b: WaitRecordBuilder) => b.take()?.spans.map((s) => `${s.name}${s.end ? ' ended' : ' open'}`) ?? [];
+    const b = new WaitRecordBuilder();
+    b.add({ spans: [snapshot], logEvents: [] }, 1_000);
+    expect(spansOf(b)).toEqual(['work open']);
+    b.add({ spans: [never, ended], logEvents: [] }, 2_000);
+    expect(spansOf(b)).toEqual(['work ended']);
+    b.add({ spans: [{ ...ended, endTimeUnixNano: ended.endTimeUnixNano + 1 }], logEvents: [] }, 3_000);
+    expect(spansOf(b)).toEqual([]); // once ended, it is forgotten: a later copy is cut as the filter says
+    // Both versions in one input, the ended one first (out of order within a batch).
+    const c = new WaitRecordBuilder();
+    c.add({ spans: [ended, never, snapshot], logEvents: [] }, 1_000);
+    expect(spansOf(c)).toEqual(['work ended', 'work open']);
+    // The same span id in another trace was never open.
+    const d = new WaitRecordBuilder();
+    d.add({ spans: [snapshot], logEvents: [] }, 1_000);
+    d.take();
+    d.add({ spans: [{ ...ended, traceId: 'f'.repeat(32) }], logEvents: [] }, 2_000);
+    expect(spansOf(d)).toEqual([]);
+  });
+
   it('cuts a span down to what detection reads and brings it back intact', () => {
     const s = span({
       service: 'orders',

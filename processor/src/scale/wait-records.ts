@@ -9,7 +9,9 @@
  * - it is open (a partial snapshot);
  * - it is a CLIENT or SERVER span, or a proxy hop (`component = proxy`, or a configured proxy service);
  * - it is an ancestor, found in the same input message, of an ended span that has wait events (the chain a
- *   hold is handed over along, and the chain a deadlock that a timeout broke is found along).
+ *   hold is handed over along, and the chain a deadlock that a timeout broke is found along);
+ * - it is the ended version of a span the builder passed open (a partial snapshot before it): only that
+ *   version ends the span in the graph (`WaitRecordBuilder`).
  * What is dropped is an ended INTERNAL (or producer/consumer) span with no wait events whose descendants in
  * the same message have none either: in the present view it waits for nothing and holds nothing. The one
  * loss: a hold handed over from an ended span to an open ancestor across such a span that arrived in an
@@ -17,8 +19,8 @@
  *
  * The cut. Of a kept span only the fields the engine reads travel: ids, parent, name, kind, times, service
  * and instance, the task attributes, and the wait-vocabulary events with their vocabulary attributes.
- * Every version of a span is cut alike, so the engine's choice among versions (ended beats open, then
- * more events, then later events) is the same on wait records as on the spans.
+ * Every version of a span that passes is cut alike, so the engine's choice among versions (ended beats open,
+ * then more events, then later events) is the same on wait records as on the spans.
  */
 import {
   ATTR,
@@ -50,6 +52,11 @@ export interface WaitFilterOptions {
   proxyServices?: readonly string[];
   /** Keep the in-message ancestors of ended spans that have wait events. Default: true. */
   keepAncestors?: boolean;
+  /**
+   * Keep an ended span that this says was kept while open (a partial snapshot before it): detection took
+   * the span as open, and only its ended version ends it there. Default: none.
+   */
+  keptOpen?: (s: SpanRecord) => boolean;
 }
 
 function hasWaitEvent(s: SpanRecord): boolean {
@@ -71,6 +78,7 @@ export function selectWaitSpans(spans: readonly SpanRecord[], options: WaitFilte
     if (
       waits ||
       s.endTimeUnixNano === 0 ||
+      (options.keptOpen !== undefined && options.keptOpen(s)) ||
       s.kind === SpanKind.SERVER ||
       s.kind === SpanKind.CLIENT ||
       s.attributes[ATTR.COMPONENT] === PROXY_COMPONENT ||
@@ -152,11 +160,27 @@ export interface WaitRecordCounts {
 }
 
 /**
+ * How many open spans a builder remembers having passed (see `WaitRecordBuilder.open`). Past that, the
+ * oldest are let go: if one of them ends after all, its ended version may be cut, and detection then sees
+ * it open until it goes stale (`--stale-after`), as it would a span whose emitter stopped.
+ */
+const OPEN_REMEMBERED = 100_000;
+
+/**
  * Builds wait-record batches: `add` the decoded input of one or more source messages, then `take` the
  * batch (one message of the waits topic). Not thread-safe, not shared: one per decode stage.
  */
 export class WaitRecordBuilder {
   private readonly filter: WaitFilterOptions;
+  /**
+   * The open spans it passed (partial snapshots), by span id, with their trace id: their ended versions
+   * pass too, whatever the filter would say of them, or detection would go on taking them as open. The
+   * snapshot and its ended version come through the same builder where both are in one trace's partition
+   * (the Collector's `partition_traces_by_id`), or in one process (`waitgraph run`). An ended version that
+   * comes before its snapshot is cut; the snapshot, which is older, then shows the span open until it goes
+   * stale.
+   */
+  private readonly open = new Map<string, string>();
   private resources: WaitResource[] = [];
   private resourceIndex = new Map<string, number>();
   private spans: WaitRecordSpan[] = [];
@@ -169,7 +193,8 @@ export class WaitRecordBuilder {
   readonly counts: WaitRecordCounts = { spansIn: 0, spansKept: 0, eventsIn: 0, eventsKept: 0, logEventsIn: 0 };
 
   constructor(options: WaitFilterOptions = {}) {
-    this.filter = options;
+    const open = this.open;
+    this.filter = { ...options, keptOpen: (s) => open.size !== 0 && open.get(s.spanId) === s.traceId };
   }
 
   /** Spans and log events held for the next batch. */
@@ -182,6 +207,14 @@ export class WaitRecordBuilder {
     return this.bytesEstimate;
   }
 
+  /** Remembers an open span it passes, as the newest (see `open`). */
+  private rememberOpen(s: SpanRecord): void {
+    const open = this.open;
+    open.delete(s.spanId);
+    open.set(s.spanId, s.traceId);
+    if (open.size > OPEN_REMEMBERED) open.delete(open.keys().next().value as string);
+  }
+
   /** Adds the decoded input of one source message, first observed at `observedAtMs` (unix ms). */
   add(batch: DecodedBatch, observedAtMs: number): void {
     if (observedAtMs < this.observedAtMs) this.observedAtMs = observedAtMs;
@@ -190,8 +223,13 @@ export class WaitRecordBuilder {
     const c = this.counts;
     c.spansIn += batch.spans.length;
     c.logEventsIn += batch.logEvents.length;
-    for (const s of batch.spans) c.eventsIn += s.events.length;
+    for (const s of batch.spans) {
+      c.eventsIn += s.events.length;
+      // An open span, remembered before the filter looks: its ended version may be in the same input.
+      if (s.endTimeUnixNano === 0) this.rememberOpen(s);
+    }
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
+      if (s.endTimeUnixNano !== 0 && this.open.size !== 0 && this.open.get(s.spanId) === s.traceId) this.open.delete(s.spanId);
       let events: WaitRecordEvent[] | undefined;
       for (const e of s.events) {
         if (!WAIT_EVENTS.has(e.name)) continue;
