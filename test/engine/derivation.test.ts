@@ -187,5 +187,16 @@ describe('incremental derivation', () => {
       { numRuns: 1000 },
     );
   });
+
+  it('moves a thread\'s hold tail back when the span of its last hold is forgotten', () => {
+    const d = new Detector();
+    d.addSpans([threadSpan('took', 0, [[1, 'lock.acquire', lock('L')], [2, 'lock.release', lock('L')]])], at(100));
+    d.detect();
+    d.addSpans([span({ service: 'svc', name: 'waits', start: 20, attrs: { 'thread.id': 'T' }, events: [[21, 'lock.wait', lock('M')]] })], at(101));
+    d.detect(); // appended: the thread now keeps its tails, the hold of 'took' last
+    expect(d.forget(at(15))).toBe(1);
+    const state = dump(d); // checks the tails against the lists
+    expect(state[0]).not.toContain('hold');
+  });
 });
 

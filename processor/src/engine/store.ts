@@ -341,7 +341,8 @@ export class GraphStore {
    * which would cost as much as the task's whole history, each time a few of its spans go.
    */
   private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[]): void {
-    task.tails = undefined;
+    // A thread's tails follow: a tail that goes gives way to the last one before it.
+    const tails = task.tails;
     // In the order they began: those of spans that go began by the latest of the events that go.
     let last = Number.NEGATIVE_INFINITY;
     for (const e of evs) if (e.time > last) last = e.time;
@@ -355,6 +356,7 @@ export class GraphStore {
         this.openWaits--;
         task.openWaitCount--;
       }
+      if (tails !== undefined && w.next === undefined) tails.wait = prevW;
       const index = this.waitIndex(w);
       if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
       else index?.delete(w.res, w);
@@ -367,7 +369,11 @@ export class GraphStore {
         prevH = h;
         continue;
       }
-      if (h.end === OPEN) this.openHolds--;
+      if (h.end === OPEN) {
+        this.openHolds--;
+        if (tails !== undefined) tails.openHolds--;
+      }
+      if (tails !== undefined && h.next === undefined) tails.hold = prevH;
       this.holdIndex(h).delete(h.res, h);
       if (h.handover) this.dropHandover(h);
       if (prevH === undefined) task.holds = h.next;
