@@ -1,5 +1,6 @@
 /**
- * Incremental derivation against a full one. A live processor takes spans one at a time, and derives a
+ * Incremental derivation against a full one. A live processor takes spans (and wait events that come as
+ * log records) one at a time, and derives a
  * task's new events onto what it has: after everything it had (`append`), or, when some come earlier
  * (spans of a thread from several partitions, a parent exported after its children), from the earliest
  * of them on (`rewind`). Either way the task must end up exactly as a derivation of all its events at
@@ -13,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { Detector } from '../../processor/src/engine/index.js';
 import type { HoldIv, TaskNode, WaitIv } from '../../processor/src/engine/model.js';
 import type { GraphStore } from '../../processor/src/engine/store.js';
-import type { Attributes, SpanRecord } from '../../processor/src/model/span.js';
+import type { Attributes, LogEventRecord, SpanRecord } from '../../processor/src/model/span.js';
 import { at, lock, pool, span, type Ev } from '../support/span-factory.js';
 
 const TASKS = ['t0', 't1', 't2'];
@@ -36,6 +37,8 @@ interface SpanSpec {
   start: number;
   length: number | undefined;
   events: [number, [string, Attributes]][];
+  /** How many of its events (the last ones) come as log records instead. */
+  logged: number;
 }
 
 /** Spans of three threads (and a few spans that are their own task), with events at times that often tie. */
@@ -45,15 +48,23 @@ const spansArb: fc.Arbitrary<SpanSpec[]> = fc.array(
     start: fc.integer({ min: 0, max: 30 }),
     length: fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined, freq: 4 }),
     events: fc.array(fc.tuple(fc.integer({ min: 0, max: 14 }), eventArb), { maxLength: 6 }),
+    logged: fc.oneof(fc.constant(0), fc.nat({ max: 3 })),
   }),
   { minLength: 1, maxLength: 14 },
 );
 
-function toSpans(specs: SpanSpec[]): SpanRecord[] {
-  return specs.map((s, i) => {
+/** What one detector takes at a time: a span, or a wait event that came as a log record. */
+type Input = { span: SpanRecord } | { log: LogEventRecord };
+
+function toInputs(specs: SpanSpec[]): Input[] {
+  const out: Input[] = [];
+  specs.forEach((s, i) => {
     const events: Ev[] = s.events.map(([dt, [name, attrs]]) => [s.start + dt, name, attrs]);
     events.sort((a, b) => a[0] - b[0]);
-    return span({
+    // Log records of one span at the same time have no order but their arrival, which the two feeds
+    // differ in: one of each time goes as a log record.
+    const logged = events.splice(events.length - Math.min(s.logged, events.length)).filter((e, k, all) => all.findIndex((x) => x[0] === e[0]) === k);
+    const record = span({
       service: 'svc',
       name: `s${i}`,
       trace: `trace-${i % 4}`,
@@ -62,7 +73,20 @@ function toSpans(specs: SpanSpec[]): SpanRecord[] {
       attrs: s.task === undefined ? {} : { 'thread.id': s.task },
       events,
     });
+    out.push({ span: record });
+    for (const [ms, name, attrs] of logged) {
+      const attributes = { ...attrs, ...(s.task === undefined ? {} : { 'thread.id': s.task }) };
+      out.push({ log: { traceId: record.traceId, spanId: record.spanId, name, timeUnixNano: at(ms), attributes, resource: record.resource } });
+    }
   });
+  return out;
+}
+
+function feed(d: Detector, inputs: Input[], observedAt = 0): void {
+  for (const x of inputs) {
+    if ('span' in x) d.addSpans([x.span], observedAt);
+    else d.addLogEvents([x.log], observedAt);
+  }
 }
 
 const time = (t: number) => (t === Number.POSITIVE_INFINITY ? 'open' : String(t));
@@ -119,14 +143,14 @@ describe('incremental derivation', () => {
   it('leaves every task as a derivation of all its events at once would, spans fed one at a time in any order', () => {
     fc.assert(
       fc.property(spansArb, fc.integer(), (specs, seed) => {
-        const spans = toSpans(specs);
+        const inputs = toInputs(specs);
         const whole = new Detector();
-        whole.addSpans(spans);
+        feed(whole, inputs);
         whole.detect();
-        const order = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
+        const order = fc.sample(fc.shuffledSubarray(inputs, { minLength: inputs.length }), { seed, numRuns: 1 })[0];
         const oneByOne = new Detector();
-        for (const s of order) {
-          oneByOne.addSpans([s]);
+        for (const x of order) {
+          feed(oneByOne, [x]);
           oneByOne.detect();
         }
         expect(dump(oneByOne)).toEqual(dump(whole));
@@ -174,11 +198,11 @@ describe('incremental derivation', () => {
   it('keeps a thread\'s tails true to its waits and holds as spans are forgotten and new ones come', () => {
     fc.assert(
       fc.property(spansArb, fc.integer(), fc.nat({ max: 40 }), (specs, seed, forgetAt) => {
-        const spans = toSpans(specs);
-        const order = fc.sample(fc.shuffledSubarray(spans, { minLength: spans.length }), { seed, numRuns: 1 })[0];
+        const inputs = toInputs(specs);
+        const order = fc.sample(fc.shuffledSubarray(inputs, { minLength: inputs.length }), { seed, numRuns: 1 })[0];
         const d = new Detector();
-        order.forEach((s, i) => {
-          d.addSpans([s], at(100 + i)); // seen live: ended spans can be forgotten
+        order.forEach((x, i) => {
+          feed(d, [x], at(100 + i)); // seen live: ended spans can be forgotten
           d.detect();
           if (i === Math.floor(order.length / 2)) d.forget(at(forgetAt));
           dump(d); // checks each thread's tails against its lists

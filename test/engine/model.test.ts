@@ -33,12 +33,13 @@ describe('SpanNode times', () => {
   });
 
   it('keeps the attempt and the event count apart from the flags, up to their limits', () => {
-    const s = span(1, 2, 254, 2 ** 17 - 1);
+    const s = span(1, 2, 126, 2 ** 17 - 1);
     s.stale = true;
     s.retiring = true;
-    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.end]).toEqual([254, 2 ** 17 - 1, true, true, 2]);
+    s.logged = true;
+    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.end]).toEqual([126, 2 ** 17 - 1, true, true, true, 2]);
     expect(span(1, 2, 10_000, 10 ** 9).eventCount).toBe(2 ** 17 - 1); // capped, not wrapped
-    expect(span(1, 2, 10_000).attempt).toBe(254);
+    expect(span(1, 2, 10_000).attempt).toBe(126);
   });
 });
 

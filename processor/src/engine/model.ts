@@ -50,11 +50,13 @@ const STALE = 4;
 const RETIRING = 8;
 /** `SpanNode.length` is the end itself: the length would not give the end back exactly. */
 const END_AS_IS = 16;
-const FLAGS = 31;
-/** `SpanNode.bits`: the flags, then the retry attempt plus one (8 bits), then the event count. */
-const ATTEMPT_SHIFT = 5;
+/** Events from log records were added to it: its `lastEventTime` does not bound its events. */
+const LOGGED = 32;
+const FLAGS = 63;
+/** `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count. */
+const ATTEMPT_SHIFT = 6;
 const COUNT_SHIFT = 13;
-const MAX_ATTEMPT = 254;
+const MAX_ATTEMPT = 126;
 const MAX_COUNT = 2 ** 17 - 1;
 
 /** The newest version of one span. */
@@ -124,9 +126,9 @@ export class SpanNode {
     return t === undefined ? 0 : t;
   }
 
-  /** `http.request.resend_count` (up to 254), or -1 where the span is not a retry attempt. */
+  /** `http.request.resend_count` (up to 126), or -1 where the span is not a retry attempt. */
   get attempt(): number {
-    return ((this.bits >>> ATTEMPT_SHIFT) & 0xff) - 1;
+    return ((this.bits >>> ATTEMPT_SHIFT) & 0x7f) - 1;
   }
 
   private get flags(): number {
@@ -165,6 +167,20 @@ export class SpanNode {
 
   set stale(v: boolean) {
     this.flags = v ? this.flags | STALE : this.flags & ~STALE;
+  }
+
+  /** Whether events from log records were added to it (then `lastEventTime` does not bound its events). */
+  get logged(): boolean {
+    return (this.flags & LOGGED) !== 0;
+  }
+
+  set logged(v: boolean) {
+    this.flags = v ? this.flags | LOGGED : this.flags & ~LOGGED;
+  }
+
+  /** Whether it may have an event at `t` or later: false only where its record's events all came before. */
+  mayHaveEventsFrom(t: number): boolean {
+    return (this.flags & LOGGED) !== 0 || this.lastEventTime >= t;
   }
 
   /** Set once the span is in the retirement log (see `GraphStore.forget`), so it goes in once. */
@@ -295,6 +311,8 @@ export class WaitIv extends Interval {
 /** What few holds have: an upgraded mode, the wait the acquire ended, a hand-over. */
 class HoldExtras {
   mode: 'exclusive' | 'shared' | undefined = undefined;
+  /** When a re-entrant acquire made it exclusive (a lock's mode only ever goes from shared to exclusive). */
+  upgradedAt = 0;
   via: WaitIv | undefined = undefined;
   handover: Handover | undefined = undefined;
 }
@@ -333,13 +351,21 @@ export class HoldIv extends EndTimeInterval {
     return this.extras?.mode ?? (this.kind === 'lock' ? this.ev.kind.mode : 'exclusive');
   }
 
-  set mode(v: 'exclusive' | 'shared') {
-    if (v !== this.mode) this.x().mode = v;
+  /** A re-entrant acquire at `at` asks for `mode`: an exclusive one makes a shared hold exclusive. */
+  upgrade(mode: 'exclusive' | 'shared', at: number): void {
+    if (mode !== 'exclusive' || this.mode === 'exclusive') return;
+    const x = this.x();
+    x.mode = mode;
+    x.upgradedAt = at;
   }
 
-  /** Whether a later acquire made it stronger than the acquire that took it. */
-  get upgraded(): boolean {
-    return this.extras?.mode !== undefined;
+  /**
+   * Takes back an upgrade made at `t0` or later (see `GraphStore.rewind`): the acquire that made it is
+   * derived again, and may or may not make it again.
+   */
+  downgradeFrom(t0: number): void {
+    const x = this.extras;
+    if (x?.mode !== undefined && x.upgradedAt >= t0) x.mode = undefined;
   }
 
   get lockKind(): string | undefined {

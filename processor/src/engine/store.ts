@@ -510,6 +510,7 @@ export class GraphStore {
     for (let e = old?.events; e !== undefined; e = e.next) {
       if (!e.kind.log) continue;
       const ev = this.newEvent(e.kind, e.time, e.res, span);
+      span.logged = true;
       if (tail === undefined) span.events = ev;
       else tail.next = ev;
       tail = ev;
@@ -540,6 +541,7 @@ export class GraphStore {
     span.observedAt = Math.max(span.observedAt, observedAt);
     if (span.placeholder && rec.timeUnixNano < span.start) span.start = rec.timeUnixNano;
     const node = this.event(rec.name, rec.timeUnixNano, rec.attributes, true, span);
+    span.logged = true;
     let tail = span.events;
     while (tail?.next !== undefined) tail = tail.next;
     if (tail === undefined) span.events = node;
@@ -804,8 +806,8 @@ export class GraphStore {
    * time stays as it is; what began after it is dropped; what was open at that time, or ended after it,
    * is opened again; and the events from that time on, old and new, are applied to that state. The result
    * is that of a full derivation, as the apply of every event before that time would leave the same state.
-   * Returns false, having changed nothing, where it cannot take the state back (a hold that an acquire
-   * made stronger, open at that time) or the new events are of a stale span: `derive` then does it all.
+   * Returns false, having changed nothing, where the new events are of a stale span: `derive` then does it
+   * all.
    */
   private rewind(task: TaskNode, evs: readonly WaitEvent[], touched: Touched): boolean {
     let t0 = Number.POSITIVE_INFINITY;
@@ -820,14 +822,6 @@ export class GraphStore {
     const spans = task.eventSpans();
     if (spans instanceof SpanNode) eventsOf(task, spans, t0, suffix);
     else if (spans !== undefined) for (const s of spans) eventsOf(task, s, t0, suffix);
-    // A hold open at t0 that an acquire made stronger: the acquire may have been at t0 or later, and be
-    // taken back; the mode before it is not kept.
-    for (let h = task.holds; h !== undefined; h = h.next) {
-      if (h.start < t0 && h.end >= t0 && h.upgraded) {
-        suffix.length = 0;
-        return false;
-      }
-    }
     sortEvents(suffix);
     touched.tasks.add(task);
     const st = this.build(waitScratch, holdScratch);
@@ -858,6 +852,7 @@ export class GraphStore {
       this.holdIndex(h).delete(h.res, h);
       if (h.start < t0) {
         h.end = OPEN;
+        h.downgradeFrom(t0);
         st.holds.push(h);
       }
     }
@@ -963,7 +958,7 @@ export class GraphStore {
           const h = openHold(st.holds, 'lock', id);
           if (h) {
             // A re-entrant acquire, or an upgrade from shared: one hold, in the stronger mode.
-            if (mode === 'exclusive') h.mode = 'exclusive';
+            h.upgrade(mode, e.time);
             break;
           }
           st.holds.push(new HoldIv(e, k.lockKind === undefined && w?.lockKind !== undefined ? w : undefined));
@@ -1394,7 +1389,7 @@ function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: read
 
 /** Adds the events of `task` in `span` from `from` on to `out`, unless the span is stale. */
 function eventsOf(task: TaskNode, span: SpanNode, from: number, out: WaitEvent[]): void {
-  if (span.stale) return;
+  if (span.stale || !span.mayHaveEventsFrom(from)) return;
   for (let e = span.events; e !== undefined; e = e.next) if (e.task === task && e.time >= from) out.push(e);
 }
 
