@@ -135,7 +135,7 @@ function dump(d: Detector): string[] {
     }
     out.push(`${name}: ${entries.sort().join(' | ')}`);
   }
-  out.push(`open waits ${store.openWaits}, open holds ${store.openHolds}`);
+  out.push(`open waits ${store.openWaits}, open holds ${store.openHolds}, tasks ${store.taskCount}`);
   return out;
 }
 
@@ -221,6 +221,22 @@ describe('incremental derivation', () => {
     expect(d.forget(at(15))).toBe(1);
     const state = dump(d); // checks the tails against the lists
     expect(state[0]).not.toContain('hold');
+  });
+
+  it('takes a wait event that came both as a log record and in its span once, whichever came first', () => {
+    // A pool check-out: two of them would be two units.
+    const s = span({ service: 'svc', name: 'takes', start: 0, attrs: { 'thread.id': 'T' }, events: [[1, 'pool.checkout', pool('P', 2)]] });
+    const log: LogEventRecord = { traceId: s.traceId, spanId: s.spanId, name: 'pool.checkout', timeUnixNano: at(1), attributes: pool('P', 2), resource: s.resource };
+    const spanFirst = new Detector();
+    feed(spanFirst, [{ span: s }, { log }]);
+    const logFirst = new Detector();
+    feed(logFirst, [{ log }, { span: s }]);
+    spanFirst.detect();
+    logFirst.detect();
+    expect(dump(logFirst)).toEqual(dump(spanFirst));
+    expect([spanFirst.stats().openHolds, logFirst.stats().openHolds]).toEqual([1, 1]);
+    // The log record's placeholder was a task of its own until its span named the thread.
+    expect([spanFirst.stats().tasks, logFirst.stats().tasks]).toEqual([1, 1]);
   });
 });
 

@@ -12,7 +12,7 @@
  */
 import { ATTR, EVENT } from '../../../schemas/index.js';
 import type { AttrValue, Attributes } from '../model/span.js';
-import type { SpanNode, TaskNode, WaitIvKind } from './model.js';
+import { TIME_SPLIT, timeHi, timeLo, type SpanNode, type TaskNode, type WaitIvKind } from './model.js';
 
 /** Which attribute carries an event's resource id, by the event name's prefix. */
 function idKeyFor(name: string): string | undefined {
@@ -122,14 +122,26 @@ export class EventKind {
 export class WaitEvent {
   /** The span's next event. */
   next: WaitEvent | undefined = undefined;
+  // The time in two parts (see TIME_SPLIT).
+  private readonly hi: number | undefined = undefined;
+  private readonly lo: number | undefined = undefined;
 
   constructor(
     readonly kind: EventKind,
-    readonly time: number,
+    time: number,
     /** The resource id where the event carries it as a non-empty string (the usual case), else undefined. */
     readonly res: string | undefined,
     readonly span: SpanNode,
-  ) {}
+  ) {
+    const hi = timeHi(time);
+    this.hi = hi;
+    this.lo = timeLo(time, hi);
+  }
+
+  /** When it happened (unix ns). */
+  get time(): number {
+    return this.hi! * TIME_SPLIT + this.lo!;
+  }
 
   /** The event's task: its span's, unless it names another (see `OtherTaskEvent`). */
   get task(): TaskNode {

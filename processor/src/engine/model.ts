@@ -44,6 +44,24 @@ export class Instance {
   ) {}
 }
 
+/**
+ * A time (unix ns) kept in two fields, its multiple of 2^30 and the rest, each a small integer that the
+ * field holds itself: one field would hold a heap number of its own, for each of the million spans and
+ * events a graph may keep (more to allocate, copy and mark for the garbage collector). Exact for every
+ * double: the multiple is a power-of-two scaling, and the rest is exactly what remains.
+ */
+export const TIME_SPLIT = 1073741824;
+
+/** The high part of a time (see TIME_SPLIT); a time that is not finite is kept whole there. */
+export function timeHi(t: number): number {
+  return Number.isFinite(t) ? Math.floor(t / TIME_SPLIT) : t;
+}
+
+/** The low part of a time whose high part is `hi`. */
+export function timeLo(t: number, hi: number): number {
+  return Number.isFinite(t) ? t - hi * TIME_SPLIT : 0;
+}
+
 const DETACHED = 1;
 const PLACEHOLDER = 2;
 const STALE = 4;
@@ -75,6 +93,11 @@ export class SpanNode {
   private lastEvent: number | undefined;
   /** The flags, the attempt and the event count in one small integer (see ATTEMPT_SHIFT): fewer fields. */
   private bits: number;
+  // The start and the observation time, each in two parts (see TIME_SPLIT).
+  private startHi: number | undefined = undefined;
+  private startLo: number | undefined = undefined;
+  private seenHi: number | undefined = undefined;
+  private seenLo: number | undefined = undefined;
 
   constructor(
     readonly traceId: string,
@@ -83,7 +106,7 @@ export class SpanNode {
     readonly parentSpanId: string | undefined,
     readonly name: string,
     /** Only a placeholder's start moves (to its earliest log event); a placeholder is open. */
-    public start: number,
+    start: number,
     end: number,
     /** The task whose span this is (for parent/child waits and hold hand-over). */
     readonly task: TaskNode,
@@ -92,13 +115,15 @@ export class SpanNode {
     /** The latest event time of the version (for choosing the newest version), 0 without events. */
     lastEventTime: number,
     /** When the processor last saw a version of this span (caller's clock), for staleness. */
-    public observedAt: number,
+    observedAt: number,
     /** `http.request.resend_count`, or -1 where the span is not a retry attempt. */
     attempt: number,
     detached: boolean,
     /** Whether only log events have been seen for this span so far. */
     placeholder: boolean,
   ) {
+    this.start = start;
+    this.observedAt = observedAt;
     let endAsIs = false;
     if (end === OPEN) this.length = undefined;
     else {
@@ -113,6 +138,28 @@ export class SpanNode {
       (placeholder ? PLACEHOLDER : 0) |
       ((Math.min(attempt, MAX_ATTEMPT) + 1) << ATTEMPT_SHIFT) |
       (Math.min(eventCount, MAX_COUNT) << COUNT_SHIFT);
+  }
+
+  /** When it began (unix ns). Only a placeholder's start moves (to its earliest log event). */
+  get start(): number {
+    return this.startHi! * TIME_SPLIT + this.startLo!;
+  }
+
+  set start(t: number) {
+    const hi = timeHi(t);
+    this.startHi = hi;
+    this.startLo = timeLo(t, hi);
+  }
+
+  /** When the processor last saw a version of this span (caller's clock, unix ns), for staleness. */
+  get observedAt(): number {
+    return this.seenHi! * TIME_SPLIT + this.seenLo!;
+  }
+
+  set observedAt(t: number) {
+    const hi = timeHi(t);
+    this.seenHi = hi;
+    this.seenLo = timeLo(t, hi);
   }
 
   /** How many span events the version had (up to 131,071), for choosing the newest version. */

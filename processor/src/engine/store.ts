@@ -506,9 +506,10 @@ export class GraphStore {
       }
     }
     // Log events that arrived before this version named their task from the log record alone; the
-    // span's own task attributes now apply to them.
+    // span's own task attributes now apply to them. One the version carries as a span event too is that
+    // event (as a log record that comes after the span is: see `addLogEvent`).
     for (let e = old?.events; e !== undefined; e = e.next) {
-      if (!e.kind.log) continue;
+      if (!e.kind.log || (!proxy && rec.events.some((r) => r.name === e.name && r.timeUnixNano === e.time && e.sameAttributes(r.attributes)))) continue;
       const ev = this.newEvent(e.kind, e.time, e.res, span);
       span.logged = true;
       if (tail === undefined) span.events = ev;
@@ -656,6 +657,9 @@ export class GraphStore {
     if (old) {
       affected = tasksOf(old, [], true);
       for (const t of affected) t.detach(old);
+      // A span-task left without its span (a log record's placeholder, now a span of a named task) is
+      // gone: nothing finds it any more.
+      if (old.task.spanTask && old.task !== span.task && old.task.spanCount === 0 && old.task.inherited.length === 0) this.taskCount--;
     }
     this.spans.set(span);
     span.task.attachNew(span);
