@@ -8,7 +8,8 @@
  * - hidden cycle: 20,000 tasks in chains with one 50-service cycle hidden among them;
  * - memory: peak RSS of a process that builds 1M open tasks the way the processor feeds them (batches of
  *   1,000 spans with their observation time, detect() after each), and the live heap per task. It runs
- *   in a child process, so that the other parts do not count in its peak.
+ *   in a child process, so that the other parts do not count in its peak: once with node's defaults, and
+ *   once with the V8 flags `waitgraph run` runs with (bin/v8-flags.js: a larger young generation).
  *
  * Run one part alone with `npm run bench -- latency|throughput|hidden|memory`.
  */
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeOtlpTracesProto } from '../src/decode/index.js';
 import { Detector } from '../src/engine/index.js';
 import type { SpanRecord } from '../src/model/span.js';
+import { RUN_V8_FLAGS } from '../../bin/v8-flags.js';
 import { buildWorkload } from './otlp-workload.js';
 
 const BASE_NS = 1_763_700_000_000 * 1e6;
@@ -174,9 +176,13 @@ function memoryHere(): MemoryFigures {
   };
 }
 
-/** The memory part, in a child process of its own: its peak RSS is then the build's alone. */
-function memory(): MemoryFigures {
-  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), 'memory-child'], {
+/**
+ * The memory part, in a child process of its own: its peak RSS is then the build's alone. With node's
+ * defaults, or with `flags` (those `waitgraph run` runs with: larger semi-spaces, a larger young
+ * generation).
+ */
+function memory(flags: readonly string[] = []): MemoryFigures {
+  const child = spawnSync(process.execPath, ['--expose-gc', ...flags, '--import', 'tsx', fileURLToPath(import.meta.url), 'memory-child'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -215,5 +221,8 @@ if (!only || only === 'memory') {
       `(${m.bytesPerTask} bytes/task), peak RSS ${m.peakRssMiB} MiB (target < 1024 MiB)`,
   );
   out.memory = m;
+  const r = memory(RUN_V8_FLAGS);
+  console.log(`memory with the V8 flags of waitgraph run (${RUN_V8_FLAGS.join(' ')}): peak RSS ${r.peakRssMiB} MiB`);
+  out.memoryAsRun = { flags: RUN_V8_FLAGS, ...r };
 }
 console.log(JSON.stringify(out));
