@@ -810,8 +810,8 @@ export class GraphStore {
    * time stays as it is; what began after it is dropped; what was open at that time, or ended after it,
    * is opened again; and the events from that time on, old and new, are applied to that state. The result
    * is that of a full derivation, as the apply of every event before that time would leave the same state.
-   * Returns false, having changed nothing, where the new events are of a stale span: `derive` then does it
-   * all.
+   * Returns false, having changed nothing, where the new events are of a stale span (or not found among
+   * the task's): `derive` then does it all.
    */
   private rewind(task: TaskNode, evs: readonly WaitEvent[], touched: Touched): boolean {
     let t0 = Number.POSITIVE_INFINITY;
@@ -826,6 +826,8 @@ export class GraphStore {
     const spans = task.eventSpans();
     if (spans instanceof SpanNode) eventsOf(task, spans, t0, suffix);
     else if (spans !== undefined) for (const s of spans) eventsOf(task, s, t0, suffix);
+    // The new events are among them (their spans are the task's); if not, derive the task whole.
+    if (suffix.length === 0) return false;
     sortEvents(suffix);
     touched.tasks.add(task);
     const st = this.build(waitScratch, holdScratch);
