@@ -116,6 +116,23 @@ function dump(d: Detector): string[] {
       expect(tails.wait).toBe(lastWait);
       expect(tails.hold).toBe(lastHold);
       expect(tails.openHolds).toBe(openHolds);
+      // Every wait up to the mark, from the first, has ended by the mark's time; so has every hold.
+      if (tails.waitMark !== undefined) {
+        let w = t.waits;
+        for (; w !== undefined; w = w.next) {
+          expect(w.end).toBeLessThanOrEqual(tails.waitMarkAt);
+          if (w === tails.waitMark) break;
+        }
+        expect(w).toBe(tails.waitMark); // the mark is in the list
+      }
+      if (tails.holdMark !== undefined) {
+        let h = t.holds;
+        for (; h !== undefined; h = h.next) {
+          expect(h.end).toBeLessThanOrEqual(tails.holdMarkAt);
+          if (h === tails.holdMark) break;
+        }
+        expect(h).toBe(tails.holdMark);
+      }
     }
     for (const i of t.issues) lines.push(`issue ${i.cert} ${time(i.start)}..${time(i.end)}`);
     for (const o of t.orders) lines.push(`order ${o.first}(${o.firstMode}) -> ${o.then}(${o.thenMode}) gates ${o.gates.join(',')} at ${o.time} in ${o.span.name}`);
@@ -237,6 +254,26 @@ describe('incremental derivation', () => {
     expect([spanFirst.stats().openHolds, logFirst.stats().openHolds]).toEqual([1, 1]);
     // The log record's placeholder was a task of its own until its span named the thread.
     expect([spanFirst.stats().tasks, logFirst.stats().tasks]).toEqual([1, 1]);
+  });
+
+  it('derives from a time at which a marked hold ended, and moves the mark back when its span is forgotten', () => {
+    // Thread T took and released L (1 ms - 5 ms), then a late event at 6 ms marks that hold as ended
+    // before any later derivation.
+    const took = threadSpan('took', 0, [[1, 'lock.acquire', lock('L')], [5, 'lock.release', lock('L')]]);
+    const later = span({ service: 'svc', name: 'later', start: 20, attrs: { 'thread.id': 'T' }, events: [[21, 'lock.wait', lock('M')]] });
+    const at6 = span({ service: 'svc', name: 'at6', start: 6, end: 7, attrs: { 'thread.id': 'T' }, events: [[6, 'lock.acquire', lock('N')], [6, 'lock.release', lock('N')]] });
+    // Then one at 5 ms exactly, the time the marked hold ended: the release there is derived again.
+    const at5 = span({ service: 'svc', name: 'at5', start: 5, end: 5, attrs: { 'thread.id': 'T' }, events: [[5, 'pool.checkout', pool('P', 2)], [5, 'pool.checkin', pool('P')]] });
+    const all = [took, later, at6, at5];
+    const state = sameAsWhole(all);
+    expect(state[0]).not.toContain('orphan release');
+    const d = new Detector();
+    all.forEach((s, i) => {
+      d.addSpans([s], at(100 + i));
+      d.detect();
+    });
+    expect(d.forget(at(19))).toBe(3); // took, at6 and at5 go: the marked hold with them
+    dump(d); // checks the marks against the lists
   });
 });
 

@@ -511,12 +511,18 @@ class TaskExtras {
 
 /**
  * A task's last wait and last hold, and how many of its holds are open: what `GraphStore.append` needs to
- * derive new events onto a thread without walking its history of waits and holds.
+ * derive new events onto a thread without walking its history of waits and holds. And marks: the waits up
+ * to `waitMark` (and the holds up to `holdMark`), from the first, all ended by `waitMarkAt` (`holdMarkAt`),
+ * so that a derivation from a later time (`GraphStore.rewind`) starts after them.
  */
 export interface Tails {
   wait: WaitIv | undefined;
   hold: HoldIv | undefined;
   openHolds: number;
+  waitMark: WaitIv | undefined;
+  waitMarkAt: number;
+  holdMark: HoldIv | undefined;
+  holdMarkAt: number;
 }
 
 /** One task: a thread, a goroutine, an async flow, or a span. */

@@ -341,7 +341,7 @@ export class GraphStore {
    * which would cost as much as the task's whole history, each time a few of its spans go.
    */
   private trim(task: TaskNode, gone: ReadonlySet<SpanNode>, evs: readonly WaitEvent[]): void {
-    // A thread's tails follow: a tail that goes gives way to the last one before it.
+    // A thread's tails and marks follow: one that goes gives way to the last one before it.
     const tails = task.tails;
     // In the order they began: those of spans that go began by the latest of the events that go.
     let last = Number.NEGATIVE_INFINITY;
@@ -357,6 +357,7 @@ export class GraphStore {
         task.openWaitCount--;
       }
       if (tails !== undefined && w.next === undefined) tails.wait = prevW;
+      if (tails !== undefined && tails.waitMark === w) tails.waitMark = prevW;
       const index = this.waitIndex(w);
       if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
       else index?.delete(w.res, w);
@@ -374,6 +375,7 @@ export class GraphStore {
         if (tails !== undefined) tails.openHolds--;
       }
       if (tails !== undefined && h.next === undefined) tails.hold = prevH;
+      if (tails !== undefined && tails.holdMark === h) tails.holdMark = prevH;
       this.holdIndex(h).delete(h.res, h);
       if (h.handover) this.dropHandover(h);
       if (prevH === undefined) task.holds = h.next;
@@ -747,13 +749,14 @@ export class GraphStore {
     let waitTail = tails?.wait;
     let holdTail = tails?.hold;
     if (tails === undefined || task.openWaitCount !== 0) {
-      for (let w = task.waits; w !== undefined; w = w.next) {
+      // Those up to the mark have ended.
+      for (let w = tails?.waitMark !== undefined ? tails.waitMark.next : task.waits; w !== undefined; w = w.next) {
         if (w.open) st.waits.push(w);
         waitTail = w;
       }
     }
     if (tails === undefined || tails.openHolds !== 0) {
-      for (let h = task.holds; h !== undefined; h = h.next) {
+      for (let h = tails?.holdMark !== undefined ? tails.holdMark.next : task.holds; h !== undefined; h = h.next) {
         if (h.end === OPEN) st.holds.push(h);
         holdTail = h;
       }
@@ -799,7 +802,8 @@ export class GraphStore {
     for (const h of st.holds) if (h.end === OPEN) this.openHolds++;
     this.openWaits -= oldWaits;
     this.openHolds -= oldHolds;
-    task.tails = tailsOf(waitTail, holdTail, st.holds);
+    // What was ended stays so: the marks hold.
+    task.tails = tailsOf(waitTail, holdTail, st.holds, tails);
     st.waits.length = st.holds.length = 0;
   }
 
@@ -834,26 +838,53 @@ export class GraphStore {
     // Waits: those begun before t0 stay in the list; of them, the ones open at t0 (open now, or ended by an
     // event or a span end from t0 on) are open again. Their index does not depend on their end.
     this.openWaits -= task.openWaitCount;
-    let waitTail: WaitIv | undefined;
-    for (let w = task.waits; w !== undefined; w = w.next) {
+    // Those up to a mark ended before t0 are not looked at; the mark moves on over those that ended before
+    // t0 and come first (they stay as they are).
+    const tails = task.tails;
+    const marks: Tails = { wait: undefined, hold: undefined, openHolds: 0, waitMark: undefined, waitMarkAt: Number.NEGATIVE_INFINITY, holdMark: undefined, holdMarkAt: Number.NEGATIVE_INFINITY };
+    if (tails?.waitMark !== undefined && tails.waitMarkAt < t0) {
+      marks.waitMark = tails.waitMark;
+      marks.waitMarkAt = tails.waitMarkAt;
+    }
+    if (tails?.holdMark !== undefined && tails.holdMarkAt < t0) {
+      marks.holdMark = tails.holdMark;
+      marks.holdMarkAt = tails.holdMarkAt;
+    }
+    let waitTail: WaitIv | undefined = marks.waitMark;
+    let marking = true;
+    for (let w = marks.waitMark !== undefined ? marks.waitMark.next : task.waits; w !== undefined; w = w.next) {
       if (w.start >= t0) {
+        marking = false;
         const index = this.waitIndex(w);
         if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
         else index?.delete(w.res, w);
         continue;
       }
       waitTail = w;
-      if (w.end >= t0) {
+      const end = w.end;
+      if (end >= t0) {
+        marking = false;
         w.reopen();
         st.waits.push(w);
+      } else if (marking) {
+        marks.waitMark = w;
+        if (end > marks.waitMarkAt) marks.waitMarkAt = end;
       }
     }
     const reopenedWaits = st.waits.length;
     // Holds likewise; an open one is in the index of open holds, so each comes out of its index first.
-    let holdTail: HoldIv | undefined;
-    for (let h = task.holds; h !== undefined; h = h.next) {
+    let holdTail: HoldIv | undefined = marks.holdMark;
+    marking = true;
+    for (let h = marks.holdMark !== undefined ? marks.holdMark.next : task.holds; h !== undefined; h = h.next) {
       if (h.start < t0) holdTail = h;
-      if (h.start < t0 && h.end < t0) continue;
+      if (h.start < t0 && h.end < t0) {
+        if (marking) {
+          marks.holdMark = h;
+          if (h.end > marks.holdMarkAt) marks.holdMarkAt = h.end;
+        }
+        continue;
+      }
+      marking = false;
       if (h.end === OPEN) this.openHolds--;
       this.holdIndex(h).delete(h.res, h);
       if (h.start < t0) {
@@ -900,7 +931,7 @@ export class GraphStore {
     this.settle(task, st, frontier, oldIssues, oldOrders, oldReadies, touched);
     const lastWait = st.waits.length > reopenedWaits ? st.waits[st.waits.length - 1] : waitTail;
     const lastHold = st.holds.length > reopenedHolds ? st.holds[st.holds.length - 1] : holdTail;
-    task.tails = tailsOf(lastWait, lastHold, st.holds);
+    task.tails = tailsOf(lastWait, lastHold, st.holds, marks);
     suffix.length = st.waits.length = st.holds.length = 0;
     return true;
   }
@@ -1386,11 +1417,22 @@ function firstEventTaskId(events: SpanEventRecord[]): string | undefined {
   return undefined;
 }
 
-/** A task's tails after a derivation whose `holds` are every hold of the task that can be open. */
-function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: readonly HoldIv[]): Tails {
+/**
+ * A task's tails after a derivation whose `holds` are every hold of the task that can be open, with the
+ * marks of `marks` (none without).
+ */
+function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: readonly HoldIv[], marks: Tails | undefined): Tails {
   let open = 0;
   for (const h of holds) if (h.end === OPEN) open++;
-  return { wait, hold, openHolds: open };
+  return {
+    wait,
+    hold,
+    openHolds: open,
+    waitMark: marks?.waitMark,
+    waitMarkAt: marks?.waitMarkAt ?? Number.NEGATIVE_INFINITY,
+    holdMark: marks?.holdMark,
+    holdMarkAt: marks?.holdMarkAt ?? Number.NEGATIVE_INFINITY,
+  };
 }
 
 /** Adds the events of `task` in `span` from `from` on to `out`, unless the span is stale. */
