@@ -58,7 +58,7 @@ describe('TaskNode span lists', () => {
       fc.property(
         fc.array(
           fc.record({ op: fc.constantFrom('attach', 'detach', 'detachAll', 'event'), open: fc.boolean(), events: fc.boolean(), pick: fc.nat(), count: fc.nat({ max: 4 }) }),
-          { maxLength: 40 },
+          { maxLength: 120 },
         ),
         (ops) => {
           const t = new TaskNode(new Instance('svc', 'svc', undefined, new Map()), 'T', false);
@@ -72,7 +72,9 @@ describe('TaskNode span lists', () => {
             } else if (o.op === 'detach') {
               t.detach(attached.splice(o.pick % attached.length, 1)[0]);
             } else if (o.op === 'detachAll') {
-              const gone = attached.splice(0, Math.min(o.count, attached.length)); // the oldest, as forget takes them
+              // Mostly the oldest, as forget takes them, but not only: of the first few, those `pick` says.
+              const gone = attached.slice(0, o.count + 2).filter((_, k) => (o.pick >> k) & 1);
+              for (const g of gone) attached.splice(attached.indexOf(g), 1);
               t.detachAll(new Set(gone), gone.length);
             } else {
               // A log record's event on a span attached before (without one, perhaps).
@@ -81,6 +83,7 @@ describe('TaskNode span lists', () => {
               t.attach(s);
             }
             expect(t.spanCount).toBe(attached.length);
+            expect(Array.from({ length: t.spanCount }, (_, k) => t.spanAt(k))).toEqual(attached); // in the order attached
             expect(list(t.openSpansOf()).sort(byId)).toEqual(attached.filter((s) => s.end === OPEN).sort(byId));
             expect(list(t.eventSpans()).sort(byId)).toEqual(attached.filter((s) => s.events !== undefined).sort(byId));
           }

@@ -507,6 +507,11 @@ class TaskExtras {
   eventful: SpanNode[] | undefined = undefined;
   /** Its last wait and hold, and how many of its holds are open: see `TaskNode.tails`. */
   tails: Tails | undefined = undefined;
+  /**
+   * Of a task with several spans, how many slots at the front of its list are empty: the oldest spans go
+   * first (see `detachAll`), and taking them off the front one pass at a time would move the rest each time.
+   */
+  head = 0;
 }
 
 /**
@@ -576,13 +581,13 @@ export class TaskNode {
   /** How many spans the task has (see `spanAt`). */
   get spanCount(): number {
     const l = this.spanList;
-    return l === undefined ? 0 : l instanceof SpanNode ? 1 : l.length;
+    return l === undefined ? 0 : l instanceof SpanNode ? 1 : l.length - this.extras!.head;
   }
 
   /** The `i`-th span of the task, in the order they were attached. */
   spanAt(i: number): SpanNode {
     const l = this.spanList!;
-    return l instanceof SpanNode ? l : l[i];
+    return l instanceof SpanNode ? l : l[this.extras!.head + i];
   }
 
   /**
@@ -608,7 +613,7 @@ export class TaskNode {
   /** Attaches a span (once); one attached before that now has events (a log record's) is listed with them. */
   attach(span: SpanNode): void {
     const l = this.spanList;
-    if (Array.isArray(l) && l.includes(span)) {
+    if (Array.isArray(l) && l.includes(span, this.extras!.head)) {
       const eventful = this.extras?.eventful;
       if (span.events !== undefined && !eventful?.includes(span)) (this.x().eventful ??= []).push(span);
       return;
@@ -619,6 +624,7 @@ export class TaskNode {
   /** From one span to several: the open and eventful lists start with the first one, if it is either. */
   private toList(first: SpanNode, span: SpanNode): void {
     this.spanList = [first, span];
+    this.x().head = 0;
     if (first.end === OPEN) (this.x().open ??= []).push(first);
     if (first.events !== undefined) (this.x().eventful ??= []).push(first);
   }
@@ -678,24 +684,35 @@ export class TaskNode {
       if (spans.has(l)) this.detach(l);
       return;
     }
-    let n = 0;
-    let i = 0;
+    const x = this.extras!;
+    const head = x.head;
+    let i = head;
     let removed = 0;
     for (; i < l.length && removed < count; i++) {
       const s = l[i];
-      if (!spans.has(s)) l[n++] = s;
-      else {
+      if (spans.has(s)) {
         this.closed(s);
         removed++;
       }
     }
     if (removed === 0) return;
-    // l[0, n) are the ones kept before the last that went. Taking a prefix off an array is cheap in V8 (it
-    // moves where the array starts, not its elements), so the rest of a long history is not copied.
-    if (n === 0) l.splice(0, i);
-    else l.splice(0, i, ...l.slice(0, n));
-    if (l.length === 1) this.spanList = l[0];
-    else if (l.length === 0) this.spanList = undefined;
+    // l[head, i) holds the ones that go and the ones kept before the last that goes: the kept ones move to
+    // the end of that range, in their order, and the slots before them are emptied.
+    let w = i;
+    for (let k = i - 1; k >= head; k--) {
+      const s = l[k];
+      if (!spans.has(s)) l[--w] = s;
+    }
+    for (let k = head; k < w; k++) l[k] = undefined as unknown as SpanNode;
+    x.head = w;
+    if (l.length - w <= 1) {
+      this.spanList = l.length > w ? l[w] : undefined;
+      x.head = 0;
+    } else if (w > 16 && w * 2 > l.length) {
+      // Mostly empty slots: the rest moves to the front, once for as many passes as it took to empty them.
+      l.splice(0, w);
+      x.head = 0;
+    }
     this.fromList();
   }
 
@@ -704,10 +721,14 @@ export class TaskNode {
     const l = this.spanList;
     if (l === span) this.spanList = undefined;
     else if (Array.isArray(l)) {
-      const i = l.indexOf(span);
+      const x = this.extras!;
+      const i = l.indexOf(span, x.head);
       if (i < 0) return;
       l.splice(i, 1);
-      if (l.length === 1) this.spanList = l[0];
+      if (l.length - x.head === 1) {
+        this.spanList = l[x.head];
+        x.head = 0;
+      }
     } else return;
     this.closed(span);
     this.fromList();
