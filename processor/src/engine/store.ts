@@ -358,9 +358,7 @@ export class GraphStore {
       }
       if (tails !== undefined && w.next === undefined) tails.wait = prevW;
       if (tails !== undefined && tails.waitMark === w) tails.waitMark = prevW;
-      const index = this.waitIndex(w);
-      if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
-      else index?.delete(w.res, w);
+      this.unindexWait(w);
       if (prevW === undefined) task.waits = w.next;
       else prevW.next = w.next;
     }
@@ -702,9 +700,7 @@ export class GraphStore {
     const evs = evScratch;
     const st = this.build(waitScratch, holdScratch);
     evs.length = 0;
-    const spans = task.eventSpans();
-    if (spans instanceof SpanNode) eventsOf(task, spans, Number.NEGATIVE_INFINITY, evs);
-    else if (spans !== undefined) for (const s of spans) eventsOf(task, s, Number.NEGATIVE_INFINITY, evs);
+    eventsOf(task, Number.NEGATIVE_INFINITY, evs);
     sortEvents(evs);
     this.apply(task, evs, st);
     const waits = st.waits;
@@ -827,9 +823,7 @@ export class GraphStore {
     // after a new one there. The state is taken back to what the events before t0 left.
     const suffix = evScratch;
     suffix.length = 0;
-    const spans = task.eventSpans();
-    if (spans instanceof SpanNode) eventsOf(task, spans, t0, suffix);
-    else if (spans !== undefined) for (const s of spans) eventsOf(task, s, t0, suffix);
+    eventsOf(task, t0, suffix);
     // The new events are among them (their spans are the task's); if not, derive the task whole.
     if (suffix.length === 0) return false;
     sortEvents(suffix);
@@ -841,7 +835,7 @@ export class GraphStore {
     // Those up to a mark ended before t0 are not looked at; the mark moves on over those that ended before
     // t0 and come first (they stay as they are).
     const tails = task.tails;
-    const marks: Tails = { wait: undefined, hold: undefined, openHolds: 0, waitMark: undefined, waitMarkAt: Number.NEGATIVE_INFINITY, holdMark: undefined, holdMarkAt: Number.NEGATIVE_INFINITY };
+    const marks: Marks = { waitMark: undefined, waitMarkAt: Number.NEGATIVE_INFINITY, holdMark: undefined, holdMarkAt: Number.NEGATIVE_INFINITY };
     if (tails?.waitMark !== undefined && tails.waitMarkAt < t0) {
       marks.waitMark = tails.waitMark;
       marks.waitMarkAt = tails.waitMarkAt;
@@ -855,9 +849,7 @@ export class GraphStore {
     for (let w = marks.waitMark !== undefined ? marks.waitMark.next : task.waits; w !== undefined; w = w.next) {
       if (w.start >= t0) {
         marking = false;
-        const index = this.waitIndex(w);
-        if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
-        else index?.delete(w.res, w);
+        this.unindexWait(w);
         continue;
       }
       waitTail = w;
@@ -1121,9 +1113,7 @@ export class GraphStore {
     task.openWaitCount = 0;
     for (let w = task.waits; w !== undefined; w = w.next) {
       if (w.end === OPEN) this.openWaits--;
-      const index = this.waitIndex(w);
-      if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
-      else index?.delete(w.res, w);
+      this.unindexWait(w);
     }
     for (let h = task.holds; h !== undefined; h = h.next) {
       if (h.end === OPEN) this.openHolds--;
@@ -1134,6 +1124,13 @@ export class GraphStore {
     for (const o of task.orders) this.orderIndex.delete(orderKey(o), o);
     for (const r of task.readies ?? EMPTY) this.certReady.delete(r.cert, r);
     task.readies = undefined;
+  }
+
+  /** Takes a wait out of its index (see `indexWait`). */
+  private unindexWait(w: WaitIv): void {
+    const index = this.waitIndex(w);
+    if (index === this.taskWaits) for (const id of w.on ?? EMPTY) index.delete(id, w);
+    else index?.delete(w.res, w);
   }
 
   private indexWait(w: WaitIv, touched: Touched): void {
@@ -1417,11 +1414,14 @@ function firstEventTaskId(events: SpanEventRecord[]): string | undefined {
   return undefined;
 }
 
+/** A task's marks (see `Tails`). */
+type Marks = Pick<Tails, 'waitMark' | 'waitMarkAt' | 'holdMark' | 'holdMarkAt'>;
+
 /**
  * A task's tails after a derivation whose `holds` are every hold of the task that can be open, with the
  * marks of `marks` (none without).
  */
-function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: readonly HoldIv[], marks: Tails | undefined): Tails {
+function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: readonly HoldIv[], marks: Marks | undefined): Tails {
   let open = 0;
   for (const h of holds) if (h.end === OPEN) open++;
   return {
@@ -1435,8 +1435,14 @@ function tailsOf(wait: WaitIv | undefined, hold: HoldIv | undefined, holds: read
   };
 }
 
-/** Adds the events of `task` in `span` from `from` on to `out`, unless the span is stale. */
-function eventsOf(task: TaskNode, span: SpanNode, from: number, out: WaitEvent[]): void {
+/** Adds the events of `task` from `from` on to `out`, from its spans that have events and are not stale. */
+function eventsOf(task: TaskNode, from: number, out: WaitEvent[]): void {
+  const spans = task.eventSpans();
+  if (spans instanceof SpanNode) spanEventsOf(task, spans, from, out);
+  else if (spans !== undefined) for (const s of spans) spanEventsOf(task, s, from, out);
+}
+
+function spanEventsOf(task: TaskNode, span: SpanNode, from: number, out: WaitEvent[]): void {
   if (span.stale || !span.mayHaveEventsFrom(from)) return;
   for (let e = span.events; e !== undefined; e = e.next) if (e.task === task && e.time >= from) out.push(e);
 }

@@ -193,8 +193,7 @@ export class WaitRecordBuilder {
   readonly counts: WaitRecordCounts = { spansIn: 0, spansKept: 0, eventsIn: 0, eventsKept: 0, logEventsIn: 0 };
 
   constructor(options: WaitFilterOptions = {}) {
-    const open = this.open;
-    this.filter = { ...options, keptOpen: (s) => open.size !== 0 && open.get(s.spanId) === s.traceId };
+    this.filter = { ...options, keptOpen: (s) => this.passedOpen(s) };
   }
 
   /** Spans and log events held for the next batch. */
@@ -205,6 +204,11 @@ export class WaitRecordBuilder {
   /** A rough size of the next batch's JSON, in bytes (for cutting batches below the broker's limit). */
   get approximateBytes(): number {
     return this.bytesEstimate;
+  }
+
+  /** Whether it passed this span open (see `open`). */
+  private passedOpen(s: SpanRecord): boolean {
+    return this.open.size !== 0 && this.open.get(s.spanId) === s.traceId;
   }
 
   /** Remembers an open span it passes, as the newest (see `open`). */
@@ -229,7 +233,7 @@ export class WaitRecordBuilder {
       if (s.endTimeUnixNano === 0) this.rememberOpen(s);
     }
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
-      if (s.endTimeUnixNano !== 0 && this.open.size !== 0 && this.open.get(s.spanId) === s.traceId) this.open.delete(s.spanId);
+      if (s.endTimeUnixNano !== 0 && this.passedOpen(s)) this.open.delete(s.spanId);
       let events: WaitRecordEvent[] | undefined;
       for (const e of s.events) {
         if (!WAIT_EVENTS.has(e.name)) continue;
