@@ -37,8 +37,8 @@ const T_SPAN_NAME = (5 << 3) | 2;
 const T_SPAN_KIND = (6 << 3) | 0;
 const T_SPAN_START = (7 << 3) | 1;
 const T_SPAN_END = (8 << 3) | 1;
-const T_SPAN_ATTRIBUTES = (9 << 3) | 2;
-const T_SPAN_EVENTS = (11 << 3) | 2;
+export const T_SPAN_ATTRIBUTES = (9 << 3) | 2;
+export const T_SPAN_EVENTS = (11 << 3) | 2;
 // Span.Event
 const T_EVENT_TIME = (1 << 3) | 1;
 const T_EVENT_NAME = (2 << 3) | 2;
@@ -51,7 +51,7 @@ const T_LOG_SPAN_ID = (10 << 3) | 2;
 const T_LOG_OBSERVED_TIME = (11 << 3) | 1;
 const T_LOG_EVENT_NAME = (12 << 3) | 2;
 // KeyValue
-const T_KV_KEY = (1 << 3) | 2;
+export const T_KV_KEY = (1 << 3) | 2;
 const T_KV_VALUE = (2 << 3) | 2;
 // AnyValue
 const T_ANY_STRING = (1 << 3) | 2;
@@ -130,14 +130,14 @@ export function decodeProtoInto(ctx: DecodeContext, bytes: Uint8Array, origin: n
  * Reads one record (a Span or a LogRecord) that ends at `end`; `ri`, `si`, `idx` are its indices in the
  * request (for error messages). Returns true to stop the walk.
  */
-type RecordReader = (r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, idx: number) => boolean;
+export type RecordReader = (r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, idx: number) => boolean;
 
 /**
  * Walks a request: field 1 = repeated ResourceSpans/ResourceLogs, each with field 1 = Resource and
  * field 2 = repeated ScopeSpans/ScopeLogs, each with field 2 = repeated Span/LogRecord. Both signals share
  * this layout; `readRecord` does the rest.
  */
-function walkRequest(r: ProtoReader, ctx: DecodeContext, readRecord: RecordReader): void {
+export function walkRequest(r: ProtoReader, ctx: DecodeContext, readRecord: RecordReader): void {
   const end = r.bytes.length;
   let ri = 0;
   while (r.pos < end) {
@@ -215,7 +215,7 @@ function readResource(r: ProtoReader, end: number, resource: Attributes): void {
 const lastTraceBytes = new Uint8Array(16);
 let lastTraceHex = '';
 
-function traceIdHex(b: Uint8Array, p: number): string {
+export function traceIdHex(b: Uint8Array, p: number): string {
   if (lastTraceHex !== '') {
     let same = true;
     for (let i = 0; i < 16; i++) {
@@ -239,7 +239,7 @@ const idLo = new Int32Array(ID_SLOTS);
 const idHi = new Int32Array(ID_SLOTS);
 const idHex: string[] = new Array<string>(ID_SLOTS).fill('');
 
-function spanIdHex(b: Uint8Array, p: number): string {
+export function spanIdHex(b: Uint8Array, p: number): string {
   const lo = b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24);
   const hi = b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24);
   const slot = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 22) & (ID_SLOTS - 1);
@@ -250,6 +250,98 @@ function spanIdHex(b: Uint8Array, p: number): string {
   idHi[slot] = hi;
   idHex[slot] = hex;
   return hex;
+}
+
+/**
+ * The fields of a Span that a reader of spans takes as `readSpan` does: where the ids and the name are, the
+ * kind and the times. A reader hands each tag to `read` and handles the fields it declines (attributes,
+ * events). One per reader, reused span after span (`reset`). `readSpan` itself keeps these in locals: on
+ * the whole-span path that measured 5% faster than fields of an object.
+ */
+export class SpanFields {
+  tidPos = -1;
+  tidLen = 0;
+  sidPos = -1;
+  sidLen = 0;
+  pidPos = -1;
+  pidLen = 0;
+  /** Where the name's length prefix is; -1: no name. */
+  namePos = -1;
+  kind = 0;
+  start = 0;
+  stop = 0;
+
+  reset(): void {
+    this.tidPos = -1;
+    this.tidLen = 0;
+    this.sidPos = -1;
+    this.sidLen = 0;
+    this.pidPos = -1;
+    this.pidLen = 0;
+    this.namePos = -1;
+    this.kind = 0;
+    this.start = 0;
+    this.stop = 0;
+  }
+
+  /** Reads the field whose `tag` was just read, if it is one of these; false, reading nothing, if not. */
+  read(r: ProtoReader, tag: number, end: number): boolean {
+    switch (tag) {
+      case T_SPAN_TRACE_ID:
+        this.tidPos = r.bytesField(end);
+        this.tidLen = r.pos - this.tidPos;
+        return true;
+      case T_SPAN_SPAN_ID:
+        this.sidPos = r.bytesField(end);
+        this.sidLen = r.pos - this.sidPos;
+        return true;
+      case T_SPAN_PARENT_SPAN_ID:
+        this.pidPos = r.bytesField(end);
+        this.pidLen = r.pos - this.pidPos;
+        return true;
+      case T_SPAN_NAME:
+        this.namePos = r.pos;
+        r.skip(tag, end);
+        return true;
+      case T_SPAN_KIND:
+        this.kind = r.uint32(end);
+        return true;
+      case T_SPAN_START:
+        this.start = r.fixed64(end);
+        return true;
+      case T_SPAN_END:
+        this.stop = r.fixed64(end);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Whether the span read at `at` (the `index`th of its message, at `ri`/`si`/`pi` in the request) has what
+   * every span needs: a trace id, a span id, a parent id of 8 bytes or none, a start time. If not, the fault
+   * goes to `ctx.fail` (thrown in strict mode) and the span is to be skipped.
+   */
+  usable(r: ProtoReader, ctx: DecodeContext, at: number, index: number, ri: number, si: number, pi: number): boolean {
+    return spanUsable(r, ctx, at, index, ri, si, pi, this.tidPos, this.tidLen, this.sidPos, this.sidLen, this.pidLen, this.start);
+  }
+
+  /** Where the parent id is: -1 for none, or all zeros (how some tools write "no parent"). */
+  parentAt(b: Uint8Array): number {
+    return this.pidLen === 8 && !allZero(b, this.pidPos, this.pidPos + 8) ? this.pidPos : -1;
+  }
+
+  /** The kind, an unknown one as UNSPECIFIED. */
+  spanKind(): SpanKind {
+    return (this.kind <= 5 ? this.kind : 0) as SpanKind;
+  }
+}
+
+/** The name of a span whose name field's length prefix is at `namePos` (-1: none); moves `r.pos`. */
+export function spanName(r: ProtoReader, namePos: number, end: number): string {
+  if (namePos < 0) return '';
+  r.pos = namePos;
+  return r.value(end);
 }
 
 function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Attributes, ri: number, si: number, pi: number): boolean {
@@ -320,13 +412,7 @@ function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
         r.skip(tag, end);
     }
   }
-  let problem = idProblem(b, tidPos, tidLen, 16, 'trace_id') ?? idProblem(b, sidPos, sidLen, 8, 'span_id');
-  if (problem === undefined && pidLen !== 0 && pidLen !== 8) problem = `parent_span_id is ${pidLen} bytes, expected 8 or none`;
-  if (problem === undefined && !(start > 0)) problem = 'start_time_unix_nano is missing';
-  if (problem !== undefined) {
-    ctx.fail(`span #${index}: ${problem}`, { offset: r.origin + at, path: `resourceSpans[${ri}].scopeSpans[${si}].spans[${pi}]` });
-    return false;
-  }
+  if (!spanUsable(r, ctx, at, index, ri, si, pi, tidPos, tidLen, sidPos, sidLen, pidLen, start)) return false;
   // An all-zero parent is how some tools write "no parent".
   const parentSpanId = pidLen === 8 && !allZero(b, pidPos, pidPos + 8) ? spanIdHex(b, pidPos) : undefined;
   ctx.spans.push(
@@ -346,6 +432,35 @@ function readSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   return false;
 }
 
+/**
+ * Whether a span read at `at` (the `index`th of its message, at `ri`/`si`/`pi` in the request) has what
+ * every span needs: a trace id, a span id, a parent id of 8 bytes or none, a start time. If not, the fault
+ * goes to `ctx.fail` (thrown in strict mode) and the span is to be skipped.
+ */
+function spanUsable(
+  r: ProtoReader,
+  ctx: DecodeContext,
+  at: number,
+  index: number,
+  ri: number,
+  si: number,
+  pi: number,
+  tidPos: number,
+  tidLen: number,
+  sidPos: number,
+  sidLen: number,
+  pidLen: number,
+  start: number,
+): boolean {
+  const b = r.bytes;
+  let problem = idProblem(b, tidPos, tidLen, 16, 'trace_id') ?? idProblem(b, sidPos, sidLen, 8, 'span_id');
+  if (problem === undefined && pidLen !== 0 && pidLen !== 8) problem = `parent_span_id is ${pidLen} bytes, expected 8 or none`;
+  if (problem === undefined && !(start > 0)) problem = 'start_time_unix_nano is missing';
+  if (problem === undefined) return true;
+  ctx.fail(`span #${index}: ${problem}`, { offset: r.origin + at, path: `resourceSpans[${ri}].scopeSpans[${si}].spans[${pi}]` });
+  return false;
+}
+
 /** What is wrong with an id field of `want` bytes found at `pos` (-1: absent), or undefined. */
 function idProblem(b: Uint8Array, pos: number, len: number, want: number, what: string): string | undefined {
   if (pos < 0) return `${what} is missing`;
@@ -354,7 +469,7 @@ function idProblem(b: Uint8Array, pos: number, len: number, want: number, what: 
   return undefined;
 }
 
-function readEvent(r: ProtoReader, end: number): SpanEventRecord {
+export function readEvent(r: ProtoReader, end: number): SpanEventRecord {
   let time = 0;
   let name = '';
   const attributes: Attributes = {};
@@ -392,7 +507,7 @@ function keepsKey(r: ProtoReader, end: number, keep: ReadonlySet<string>): boole
 }
 
 /** Reads a KeyValue: returns the value and leaves the key in `r.lastKey`. */
-function readKeyValue(r: ProtoReader, end: number): AttrValue {
+export function readKeyValue(r: ProtoReader, end: number): AttrValue {
   let key = '';
   let value: AttrValue = null;
   while (r.pos < end) {

@@ -37,5 +37,5 @@ export type { TimedBatch } from './replay.js';
 export { FileAlertSink, KafkaTopicAlertSink, StdoutAlertSink } from './sinks.js';
 export type { AlertSink } from './sinks.js';
 export { WAITGRAPH_VERSION } from './version.js';
-export { WaitInputCutter } from './wait-input.js';
+export { cutDecoded, WaitInputCutter } from './wait-input.js';
 export type { OtlpPayload, WaitInput } from './wait-input.js';

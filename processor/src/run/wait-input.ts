@@ -2,9 +2,11 @@
  * What `waitgraph run` takes of one input (a Kafka message or an OTLP/HTTP body): the OTLP payload decoded
  * and cut down to what detection reads, by the same rule and the same code as the decode stage of the
  * scale-out roles (`WaitRecordBuilder`: `selectWaitSpans`, then only the fields the engine reads, as wait
- * records), turned back into the records the engine takes without the round trip through JSON. Every recorded incident gives the same findings this way as from its whole
- * spans (test/scale/wait-records.test.ts); on a typical workload half the spans and most of their
- * attributes go, which the engine then never has to take in.
+ * records), turned back into the records the engine takes without the round trip through JSON. Every
+ * recorded incident gives the same findings this way as from its whole spans (test/scale/wait-records.test.ts);
+ * on a typical workload half the spans and most of their attributes go, which the engine then never has to
+ * take in. OTLP protobuf traces, the common input, take a fused path (`cutOtlpTracesProto`): the same cut,
+ * but the spans it drops are never decoded into records (test/scale/wait-cut.test.ts holds the two alike).
  *
  * Pure: no I/O. It runs on the event loop: a worker thread that decoded and cut, handing the records over by
  * structured clone, was measured no faster on the 2-core benchmark machine (the hand-over and a second heap
@@ -13,6 +15,7 @@
 import type { WaitRecordBatch } from '../../../schemas/index.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import type { Attributes, DecodedBatch, SpanKind } from '../model/span.js';
+import { cutOtlpTracesProto } from '../scale/wait-cut.js';
 import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
 import { decodeOtlpPayload } from './decode-input.js';
 
@@ -43,22 +46,36 @@ const EMPTY: DecodedBatch = { spans: [], logEvents: [] };
  */
 export class WaitInputCutter {
   private readonly builder: WaitRecordBuilder;
+  private readonly filter: WaitFilterOptions;
 
   constructor(filter: WaitFilterOptions = {}) {
+    this.filter = filter;
     this.builder = new WaitRecordBuilder(filter);
   }
 
   /** The input, decoded and cut. */
   cut(payload: OtlpPayload): WaitInput {
+    if (payload.signal === 'traces' && payload.encoding === 'proto') {
+      // The common input: decoded and cut in one go, the dropped spans never made into records.
+      const cut = cutOtlpTracesProto(payload.bytes, payload.name, this.builder, this.filter);
+      return { batch: cut.spans.length === 0 ? EMPTY : { spans: cut.spans, logEvents: [] }, spans: cut.spansIn, waitEvents: cut.waitEvents };
+    }
     // Of the span attributes, only those the cut keeps are read.
-    const decoded = decodeOtlpPayload(payload.signal, payload.encoding, payload.bytes, payload.name, WAIT_SPAN_ATTRIBUTES);
-    const before = this.builder.counts.eventsKept;
-    this.builder.add(decoded, 0);
-    // Every span with a wait event is kept, so the kept events are all the input's wait events.
-    const waitEvents = this.builder.counts.eventsKept - before;
-    const records = this.builder.take();
-    return { batch: records === undefined ? EMPTY : fromWaitRecords(records), spans: decoded.spans.length, waitEvents };
+    return cutDecoded(this.builder, decodeOtlpPayload(payload.signal, payload.encoding, payload.bytes, payload.name, WAIT_SPAN_ATTRIBUTES));
   }
+}
+
+/**
+ * Decoded input cut by `builder` (`WaitRecordBuilder.add`, then `take`), as the engine's records. The way
+ * every input but OTLP protobuf traces is cut, and the reference `cutOtlpTracesProto` is tested against.
+ */
+export function cutDecoded(builder: WaitRecordBuilder, decoded: DecodedBatch): WaitInput {
+  const before = builder.counts.eventsKept;
+  builder.add(decoded, 0);
+  // Every span with a wait event is kept, so the kept events are all the input's wait events.
+  const waitEvents = builder.counts.eventsKept - before;
+  const records = builder.take();
+  return { batch: records === undefined ? EMPTY : fromWaitRecords(records), spans: decoded.spans.length, waitEvents };
 }
 
 const NO_ATTRS: Attributes = Object.freeze({}) as Attributes;

@@ -38,11 +38,11 @@ import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import type { AttrValue, Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
 import { SpanKind } from '../model/span.js';
 
-const WAIT_EVENTS: ReadonlySet<string> = new Set(EVENT_NAMES);
+export const WAIT_EVENTS: ReadonlySet<string> = new Set(EVENT_NAMES);
 /** Event attributes that travel: the vocabulary's. */
 const EVENT_ATTRS: ReadonlySet<string> = new Set(Object.values(ATTR));
 /** Span attributes that travel: those the contract gives meaning to on a span. */
-const SPAN_ATTRS = [ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.COMPONENT, ATTR.SPAN_PARTIAL] as const;
+export const SPAN_ATTRS = [ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.COMPONENT, ATTR.SPAN_PARTIAL] as const;
 /** The span attributes the filter and the cut read: a decoder may skip the others. */
 export const WAIT_SPAN_ATTRIBUTES: ReadonlySet<string> = new Set(SPAN_ATTRS);
 
@@ -110,11 +110,11 @@ export function selectWaitSpans(spans: readonly SpanRecord[], options: WaitFilte
 }
 
 /** An attribute value as it may travel: scalars and arrays of scalars. */
-type WireValue = string | number | boolean | (string | number | boolean)[];
+export type WireValue = string | number | boolean | (string | number | boolean)[];
 /** Attributes as they travel. */
-type WireAttrs = Record<string, WireValue>;
+export type WireAttrs = Record<string, WireValue>;
 
-function wireValue(v: AttrValue): WireValue | undefined {
+export function wireValue(v: AttrValue): WireValue | undefined {
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
   if (Array.isArray(v)) {
     const out: (string | number | boolean)[] = [];
@@ -124,7 +124,7 @@ function wireValue(v: AttrValue): WireValue | undefined {
   return undefined;
 }
 
-function eventAttrs(a: Attributes): WireAttrs | undefined {
+export function eventAttrs(a: Attributes): WireAttrs | undefined {
   let out: WireAttrs | undefined;
   for (const k in a) {
     if (!EVENT_ATTRS.has(k)) continue;
@@ -160,6 +160,23 @@ export interface WaitRecordCounts {
 }
 
 /**
+ * A number for a span id, from its 8 bytes at `p`: equal ids give equal numbers (`spanIdKeyOfHex` gives the
+ * same from the id's hex), different ids mostly different ones.
+ */
+export function spanIdKey(b: Uint8Array, p: number): number {
+  const hi = (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3];
+  const lo = (b[p + 4] << 24) | (b[p + 5] << 16) | (b[p + 6] << 8) | b[p + 7];
+  return hi ^ Math.imul(lo, 0x9e3779b1);
+}
+
+/** `spanIdKey` of a span id given as 16 hex digits. */
+export function spanIdKeyOfHex(hex: string): number {
+  const hi = parseInt(hex.slice(0, 8), 16) | 0;
+  const lo = parseInt(hex.slice(8, 16), 16) | 0;
+  return hi ^ Math.imul(lo, 0x9e3779b1);
+}
+
+/**
  * How many open spans a builder remembers having passed (see `WaitRecordBuilder.open`). Past that, the
  * oldest are let go: if one of them ends after all, its ended version may be cut, and detection then sees
  * it open until it goes stale (`--stale-after`), as it would a span whose emitter stopped.
@@ -181,6 +198,8 @@ export class WaitRecordBuilder {
    * stale.
    */
   private readonly open = new Map<string, string>();
+  /** How many span ids of `open` have each `spanIdKey`: a cheap first test, before any id is made a string. */
+  private readonly openKeys = new Map<number, number>();
   private resources: WaitResource[] = [];
   private resourceIndex = new Map<string, number>();
   private spans: WaitRecordSpan[] = [];
@@ -208,15 +227,40 @@ export class WaitRecordBuilder {
 
   /** Whether it passed this span open (see `open`). */
   private passedOpen(s: SpanRecord): boolean {
-    return this.open.size !== 0 && this.open.get(s.spanId) === s.traceId;
+    return this.passedOpenIds(s.traceId, s.spanId);
+  }
+
+  /** Whether it passed the span of these ids open (see `open`). */
+  passedOpenIds(traceId: string, spanId: string): boolean {
+    return this.open.size !== 0 && this.open.get(spanId) === traceId;
+  }
+
+  /**
+   * False when it certainly passed no open span of this id, by its `spanIdKey`; true when it may have (then
+   * `passedOpenIds` tells). Lets a decoder test a span without making its ids strings.
+   */
+  mayHavePassedOpen(spanIdKey: number): boolean {
+    return this.open.size !== 0 && this.openKeys.has(spanIdKey);
   }
 
   /** Remembers an open span it passes, as the newest (see `open`). */
-  private rememberOpen(s: SpanRecord): void {
+  rememberOpen(traceId: string, spanId: string): void {
     const open = this.open;
-    open.delete(s.spanId);
-    open.set(s.spanId, s.traceId);
-    if (open.size > OPEN_REMEMBERED) open.delete(open.keys().next().value as string);
+    if (!open.delete(spanId)) this.countKey(spanId, 1);
+    open.set(spanId, traceId);
+    if (open.size > OPEN_REMEMBERED) this.endOpen(open.keys().next().value as string);
+  }
+
+  /** Lets go of an open span it passed: its ended version has passed too. */
+  endOpen(spanId: string): void {
+    if (this.open.delete(spanId)) this.countKey(spanId, -1);
+  }
+
+  private countKey(spanId: string, by: number): void {
+    const key = spanIdKeyOfHex(spanId);
+    const n = (this.openKeys.get(key) ?? 0) + by;
+    if (n === 0) this.openKeys.delete(key);
+    else this.openKeys.set(key, n);
   }
 
   /** Adds the decoded input of one source message, first observed at `observedAtMs` (unix ms). */
@@ -230,10 +274,10 @@ export class WaitRecordBuilder {
     for (const s of batch.spans) {
       c.eventsIn += s.events.length;
       // An open span, remembered before the filter looks: its ended version may be in the same input.
-      if (s.endTimeUnixNano === 0) this.rememberOpen(s);
+      if (s.endTimeUnixNano === 0) this.rememberOpen(s.traceId, s.spanId);
     }
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
-      if (s.endTimeUnixNano !== 0 && this.passedOpen(s)) this.open.delete(s.spanId);
+      if (s.endTimeUnixNano !== 0 && this.passedOpen(s)) this.endOpen(s.spanId);
       let events: WaitRecordEvent[] | undefined;
       for (const e of s.events) {
         if (!WAIT_EVENTS.has(e.name)) continue;

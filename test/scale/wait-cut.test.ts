@@ -1,0 +1,163 @@
+/**
+ * The fused protobuf cut (`cutOtlpTracesProto`, the path of every OTLP protobuf trace input of `waitgraph
+ * run`) against its reference: the protobuf decoder, then `WaitRecordBuilder` (`cutDecoded`). Random
+ * requests, a few in a row through one cutter each (snapshots in one, their ended versions in a later one),
+ * must give the same records, the same counts and the same memory of open spans; damaged requests the same
+ * error.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ATTR, EVENT_NAMES, PROXY_COMPONENT } from '../../schemas/index.js';
+import { DecodeError } from '../../processor/src/decode/index.js';
+import { cutDecoded, decodeOtlpPayload, WaitInputCutter, type WaitInput } from '../../processor/src/run/index.js';
+import { cutOtlpTracesProto } from '../../processor/src/scale/wait-cut.js';
+import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../../processor/src/scale/wait-records.js';
+import { buildWorkload } from '../../processor/bench/otlp-workload.js';
+import { double, fixed64, hex, kv, ld, message, str, vfield, type Bytes } from '../decode/proto-writer.js';
+
+const TRACES = ['5b8efff798038103d269b633813fc60c', '0af7651916cd43dd8448eb211c80319c'];
+const SPAN_IDS = ['eee19b7ec3c1b174', '00f067aa0ba902b7', 'b7ad6b7169203331', '53995c3f42cd8ad8', '0123456789abcdef', 'a1b2c3d4e5f60718'];
+const ZERO_ID = '0000000000000000';
+
+/** An AnyValue of any type the decoder reads, or none at all. */
+const anyValue: fc.Arbitrary<Bytes> = fc.oneof(
+  fc.constantFrom(PROXY_COMPONENT, 'db', 't-1', '').map((s) => str(1, s)),
+  fc.boolean().map((b) => vfield(2, b ? 1 : 0)),
+  fc.integer({ min: -3, max: 1_000 }).map((n) => vfield(3, n)),
+  fc.double({ noNaN: true }).map((x) => double(4, x)),
+  fc.array(fc.constantFrom('a', 'proxy'), { maxLength: 2 }).map((xs) => ld(5, ...xs.map((x) => ld(1, str(1, x))))),
+  fc.constant(ld(6, ld(1, kv('k', str(1, 'v'))))),
+  fc.constant(ld(7, hex('beef'))),
+  fc.constant([] as Bytes),
+);
+
+const attrKey = fc.constantFrom(ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.COMPONENT, ATTR.SPAN_PARTIAL, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.LOCK_ID, 'http.route', 'x');
+const attribute = fc.tuple(attrKey, anyValue).map(([k, v]) => kv(k, v));
+
+const event = fc
+  .record({ name: fc.constantFrom(...EVENT_NAMES.slice(0, 6), 'exception', 'retry'), time: fc.integer({ min: 1, max: 50 }), attrs: fc.array(attribute, { maxLength: 3 }) })
+  .map((e) => [...fixed64(1, BigInt(1.7e18) + BigInt(e.time) * 1000n), ...str(2, e.name), ...e.attrs.flatMap((a) => ld(3, a))]);
+
+const span = fc
+  .record({
+    trace: fc.nat({ max: TRACES.length - 1 }),
+    id: fc.nat({ max: SPAN_IDS.length - 1 }),
+    parent: fc.oneof(fc.nat({ max: SPAN_IDS.length - 1 }), fc.constantFrom(-1, -2)),
+    name: fc.constantFrom('GET /orders', 'work', ''),
+    kind: fc.nat({ max: 6 }),
+    start: fc.integer({ min: 1, max: 100 }),
+    length: fc.option(fc.integer({ min: 0, max: 100 }), { freq: 4 }),
+    attrs: fc.array(attribute, { maxLength: 5 }),
+    events: fc.array(event, { maxLength: 3 }),
+  })
+  .map((s) => {
+    const fields: Bytes[] = [ld(1, hex(TRACES[s.trace])), ld(2, hex(SPAN_IDS[s.id]))];
+    if (s.parent !== -1) fields.push(ld(4, hex(s.parent === -2 ? ZERO_ID : SPAN_IDS[s.parent])));
+    if (s.name !== '') fields.push(str(5, s.name));
+    if (s.kind !== 0) fields.push(vfield(6, s.kind));
+    const start = BigInt(1.7e18) + BigInt(s.start) * 1000n;
+    fields.push(fixed64(7, start));
+    if (s.length !== null) fields.push(fixed64(8, start + BigInt(s.length) * 1000n));
+    for (const a of s.attrs) fields.push(ld(9, a));
+    for (const e of s.events) fields.push(ld(11, e));
+    return ld(2, ...fields);
+  });
+
+const resource = fc
+  .record({
+    service: fc.constantFrom('checkout', 'mesh-proxy', 'ledger'),
+    instance: fc.option(fc.constantFrom('i-1', 'i-2')),
+    numericService: fc.boolean(),
+  })
+  .map((r) => {
+    const attrs: Bytes[] = [kv(ATTR.SERVICE_NAME, r.numericService ? vfield(3, 7) : str(1, r.service))];
+    if (r.instance !== null) attrs.push(kv(ATTR.SERVICE_INSTANCE_ID, str(1, r.instance)));
+    return ld(1, ...attrs.map((a) => ld(1, a)));
+  });
+
+/** An ExportTraceServiceRequest: resources, each with scopes of spans (the resource sometimes after the spans). */
+const request = fc
+  .array(fc.tuple(resource, fc.array(fc.array(span, { maxLength: 6 }), { minLength: 1, maxLength: 2 }), fc.boolean()), { minLength: 1, maxLength: 3 })
+  .map((rss) =>
+    message(
+      ...rss.map(([res, scopes, resourceLast]) => {
+        const scopeFields = scopes.map((spans) => ld(2, ...spans));
+        return ld(1, ...(resourceLast ? [...scopeFields, res] : [res, ...scopeFields]));
+      }),
+    ),
+  );
+
+const filters: fc.Arbitrary<WaitFilterOptions> = fc.record({
+  proxyServices: fc.constantFrom(undefined, [], ['mesh-proxy']),
+  keepAncestors: fc.constantFrom(undefined, true, false),
+});
+
+/** The reference: the whole decoder, then the builder. */
+function reference(builder: WaitRecordBuilder, bytes: Uint8Array): WaitInput {
+  return cutDecoded(builder, decodeOtlpPayload('traces', 'proto', bytes, 'spans/0@1', WAIT_SPAN_ATTRIBUTES));
+}
+
+/** What a call gives: its result, or its error's message. */
+function outcome(f: () => WaitInput): { ok: WaitInput } | { error: string } {
+  try {
+    return { ok: f() };
+  } catch (err) {
+    expect(err).toBeInstanceOf(DecodeError);
+    return { error: (err as Error).message };
+  }
+}
+
+describe('the fused protobuf cut', () => {
+  it('gives what decoding and then cutting gives, request after request', () => {
+    fc.assert(
+      fc.property(fc.array(request, { minLength: 1, maxLength: 4 }), filters, (requests, filter) => {
+        const ref = new WaitRecordBuilder(filter);
+        const fused = new WaitRecordBuilder(filter);
+        for (const bytes of requests) {
+          const want = reference(ref, bytes);
+          const got = cutOtlpTracesProto(bytes, 'spans/0@1', fused, filter);
+          expect(got.spans).toEqual(want.batch.spans);
+          expect(got.spansIn).toBe(want.spans);
+          expect(got.waitEvents).toBe(want.waitEvents);
+        }
+        expect(fused.counts).toEqual(ref.counts);
+        // The same memory of open spans: every span id either way passed open or not alike.
+        for (const t of TRACES) for (const s of SPAN_IDS) expect(fused.passedOpenIds(t, s)).toBe(ref.passedOpenIds(t, s));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('fails a damaged request as the decoder does, with the same message', () => {
+    fc.assert(
+      fc.property(request, fc.nat(), fc.nat({ max: 255 }), fc.boolean(), (bytes, at, value, truncate) => {
+        const i = at % bytes.length;
+        const damaged = truncate ? bytes.subarray(0, i) : bytes.map((b, k) => (k === i ? value : b));
+        const want = outcome(() => reference(new WaitRecordBuilder(), damaged));
+        const got = outcome(() => {
+          const cut = cutOtlpTracesProto(damaged, 'spans/0@1', new WaitRecordBuilder(), {});
+          return { batch: { spans: cut.spans, logEvents: [] }, spans: cut.spansIn, waitEvents: cut.waitEvents };
+        });
+        if ('error' in want) expect(got).toEqual(want);
+        else expect('ok' in got && got.ok.batch.spans).toEqual(want.ok.batch.spans);
+      }),
+      { numRuns: 600 },
+    );
+  });
+
+  it('is what the cutter runs for protobuf traces: a realistic workload cut alike both ways', () => {
+    const work = buildWorkload({ spans: 3_000, batchSize: 250, seed: 9, services: 2, partialsEndAfter: 2 });
+    const cutter = new WaitInputCutter();
+    const ref = new WaitRecordBuilder();
+    let kept = 0;
+    work.batches.forEach((bytes, i) => {
+      const got = cutter.cut({ signal: 'traces', encoding: 'proto', bytes, name: `spans/0@${i}` });
+      const want = reference(ref, bytes);
+      expect(got.batch.spans).toEqual(want.batch.spans);
+      expect([got.spans, got.waitEvents]).toEqual([want.spans, want.waitEvents]);
+      kept += got.batch.spans.length;
+    });
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(work.spanCount);
+  });
+});
