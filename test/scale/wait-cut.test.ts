@@ -2,8 +2,8 @@
  * The fused protobuf cut (`cutOtlpTracesProto`, the path of every OTLP protobuf trace input of `waitgraph
  * run`) against its reference: the protobuf decoder, then `WaitRecordBuilder` (`cutDecoded`). Random
  * requests, a few in a row through one cutter each (snapshots in one, their ended versions in a later one),
- * must give the same records, the same counts and the same memory of open spans; damaged requests the same
- * error.
+ * must give the same records, the same counts and the same memory of open spans, and the decode stage the
+ * same wait records; damaged requests the same error.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -113,14 +113,23 @@ describe('the fused protobuf cut', () => {
       fc.property(fc.array(request, { minLength: 1, maxLength: 4 }), filters, (requests, filter) => {
         const ref = new WaitRecordBuilder(filter);
         const fused = new WaitRecordBuilder(filter);
-        for (const bytes of requests) {
+        // The decode stage's two ways to wait records: decoded spans added, or spans cut here added cut.
+        const stage = new WaitRecordBuilder(filter);
+        const stageFused = new WaitRecordBuilder(filter);
+        requests.forEach((bytes, i) => {
           const want = reference(ref, bytes);
           const got = cutOtlpTracesProto(bytes, 'spans/0@1', fused, filter);
           expect(got.spans).toEqual(want.batch.spans);
           expect(got.spansIn).toBe(want.spans);
           expect(got.waitEvents).toBe(want.waitEvents);
-        }
+          stage.add(decodeOtlpPayload('traces', 'proto', bytes, 'spans/0@1', WAIT_SPAN_ATTRIBUTES), 1_000 + i);
+          stageFused.addCut(cutOtlpTracesProto(bytes, 'spans/0@1', stageFused, filter), 1_000 + i);
+          // Two messages in a wait-record batch, or one.
+          if (i % 2 === 1) expect(stageFused.take()).toEqual(stage.take());
+        });
+        expect(stageFused.take()).toEqual(stage.take());
         expect(fused.counts).toEqual(ref.counts);
+        expect(stageFused.counts).toEqual(stage.counts);
         // The same memory of open spans: every span id either way passed open or not alike.
         for (const t of TRACES) for (const s of SPAN_IDS) expect(fused.passedOpenIds(t, s)).toBe(ref.passedOpenIds(t, s));
       }),

@@ -16,7 +16,7 @@ import type { WaitRecordBatch } from '../../../schemas/index.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import type { Attributes, DecodedBatch, SpanKind } from '../model/span.js';
 import { cutOtlpTracesProto } from '../scale/wait-cut.js';
-import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
+import { NO_ATTRS, WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
 import { decodeOtlpPayload } from './decode-input.js';
 
 /** An input cut down to what detection reads, and what it held before. */
@@ -77,8 +77,6 @@ export function cutDecoded(builder: WaitRecordBuilder, decoded: DecodedBatch): W
   const records = builder.take();
   return { batch: records === undefined ? EMPTY : fromWaitRecords(records), spans: decoded.spans.length, waitEvents };
 }
-
-const NO_ATTRS: Attributes = Object.freeze({}) as Attributes;
 
 /**
  * Wait records made here, as the records the engine takes. Unlike `decodeWaitRecordBatch` (input from a

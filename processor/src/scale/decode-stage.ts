@@ -31,7 +31,8 @@ import {
 import type { DecodedBatch } from '../model/span.js';
 import { decodeOtlpPayload } from '../run/decode-input.js';
 import { ensureTopics } from './topics.js';
-import { encodeWaitRecordBatch, WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions, type WaitRecordCounts } from './wait-records.js';
+import { cutOtlpTracesProto } from './wait-cut.js';
+import { encodeWaitRecordBatch, WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type CutSpans, type WaitFilterOptions, type WaitRecordCounts } from './wait-records.js';
 
 /** The default consumer group of the decode stage. */
 export const DEFAULT_DECODE_GROUP = 'waitgraph-decode';
@@ -76,10 +77,14 @@ export function decodeSourceMessage(m: SourceMessage): DecodedBatch {
   return decodeOtlpPayload(m.signal, m.encoding === 'otlp_json' ? 'json' : 'proto', m.value, m.name, WAIT_SPAN_ATTRIBUTES);
 }
 
+/** A source message as the decode stage decodes it: OTLP protobuf traces cut already, anything else whole. */
+type StageInput = { cut: CutSpans; decoded?: undefined } | { cut?: undefined; decoded: DecodedBatch };
+
 /** The decode stage. */
 export class DecodeStage {
   private readonly kafka: Kafka;
-  private readonly source: KafkaSource<DecodedBatch>;
+  private readonly source: KafkaSource<StageInput>;
+  private readonly filter: WaitFilterOptions;
   private readonly producer: Producer;
   private readonly builder: WaitRecordBuilder;
   private readonly waitsTopic: string;
@@ -104,14 +109,15 @@ export class DecodeStage {
     }
     if (!(this.maxMessageBytes >= 10_000)) throw new WaitgraphError('bad-config', `DecodeStage: maxMessageBytes must be >= 10000, got ${this.maxMessageBytes}`);
     this.metrics = options.metrics;
-    this.builder = new WaitRecordBuilder(options.filter);
+    this.filter = options.filter ?? {};
+    this.builder = new WaitRecordBuilder(this.filter);
     this.producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       retry: IDEMPOTENT_PRODUCER_RETRY,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
-    this.source = new KafkaSource<DecodedBatch>({
+    this.source = new KafkaSource<StageInput>({
       kafka: this.kafka,
       logger: this.logger,
       topics: options.topics ?? DEFAULT_SOURCE_TOPICS,
@@ -122,7 +128,10 @@ export class DecodeStage {
       maxBytesPerPartition: options.maxBytesPerPartition,
       sessionTimeoutMs: options.sessionTimeoutMs,
       metrics: options.metrics,
-      decode: decodeSourceMessage,
+      // The common input, OTLP protobuf traces, decoded and cut in one go (the builder remembers the open
+      // spans it passes as it cuts); the others decoded, and cut as they are applied.
+      decode: (m): StageInput =>
+        m.signal === 'traces' && m.encoding !== 'otlp_json' ? { cut: cutOtlpTracesProto(m.value, m.name, this.builder, this.filter) } : { decoded: decodeSourceMessage(m) },
       apply: (messages, info) => this.apply(messages, info),
     });
   }
@@ -165,11 +174,16 @@ export class DecodeStage {
     return this.shutdownPromise;
   }
 
-  private async apply(messages: DecodedMessage<DecodedBatch>[], info: BatchInfo): Promise<void> {
+  private async apply(messages: DecodedMessage<StageInput>[], info: BatchInfo): Promise<void> {
     const out: Buffer[] = [];
     for (const { message, value } of messages) {
-      this.metrics?.spansReceived.inc(value.spans.length);
-      this.builder.add(value, message.timestampMs);
+      if (value.cut !== undefined) {
+        this.metrics?.spansReceived.inc(value.cut.spansIn);
+        this.builder.addCut(value.cut, message.timestampMs);
+      } else {
+        this.metrics?.spansReceived.inc(value.decoded.spans.length);
+        this.builder.add(value.decoded, message.timestampMs);
+      }
       if (this.builder.approximateBytes >= this.maxMessageBytes * 0.8) out.push(encodeWaitRecordBatch(this.builder.take()!));
     }
     const last = this.builder.take();

@@ -23,19 +23,19 @@ import { ProtoReader } from '../decode/proto-reader.js';
 import { makeEvent, makeSpan } from '../decode/records.js';
 import type { AttrValue, Attributes, SpanEventRecord, SpanKind, SpanRecord } from '../model/span.js';
 import { SpanKind as Kind } from '../model/span.js';
-import { eventAttrs, SPAN_ATTRS, spanIdKey, WAIT_EVENTS, wireValue, type WaitFilterOptions, type WaitRecordBuilder, type WireAttrs } from './wait-records.js';
+import {
+  eventAttrs,
+  NO_ATTRS,
+  SPAN_ATTRS,
+  spanIdKey,
+  WAIT_EVENTS,
+  wireValue,
+  type CutSpans,
+  type WaitFilterOptions,
+  type WaitRecordBuilder,
+  type WireAttrs,
+} from './wait-records.js';
 
-/** The kept spans of one message, and what the message held. */
-export interface CutSpans {
-  /** The spans detection reads, cut. */
-  spans: SpanRecord[];
-  /** Spans the message held. */
-  spansIn: number;
-  /** Wait events kept: every wait event of the message. */
-  waitEvents: number;
-}
-
-const NO_ATTRS: Attributes = Object.freeze({}) as Attributes;
 const SLOTS = SPAN_ATTRS.length;
 const COMPONENT_SLOT = SPAN_ATTRS.indexOf(ATTR.COMPONENT);
 /** The kept span attribute keys as UTF-8 bytes, to be matched without decoding every key. */

@@ -145,6 +145,27 @@ function spanAttrs(a: Attributes): WireAttrs | undefined {
   return out;
 }
 
+/** A wait event as it travels. */
+function wireEvent(name: string, time: number, attributes: WireAttrs | undefined): WaitRecordEvent {
+  return attributes === undefined ? { name, time } : { name, time, attributes };
+}
+
+/**
+ * The attributes of a cut span or event that has none (`cutOtlpTracesProto`, `fromWaitRecords`): one
+ * shared empty object.
+ */
+export const NO_ATTRS: Attributes = Object.freeze({}) as Attributes;
+
+/** The spans of one source message, decoded and cut (`cutOtlpTracesProto`), and what the message held. */
+export interface CutSpans {
+  /** The spans detection reads, cut: only the attributes and the events that travel. */
+  spans: SpanRecord[];
+  /** Spans the message held. */
+  spansIn: number;
+  /** Wait events kept: every wait event of the message. */
+  waitEvents: number;
+}
+
 /** Statistics of a builder: what it read and what it kept. */
 export interface WaitRecordCounts {
   /** Spans read. */
@@ -281,28 +302,11 @@ export class WaitRecordBuilder {
       let events: WaitRecordEvent[] | undefined;
       for (const e of s.events) {
         if (!WAIT_EVENTS.has(e.name)) continue;
-        const attributes = eventAttrs(e.attributes);
-        (events ??= []).push(attributes === undefined ? { name: e.name, time: e.timeUnixNano } : { name: e.name, time: e.timeUnixNano, attributes });
+        (events ??= []).push(wireEvent(e.name, e.timeUnixNano, eventAttrs(e.attributes)));
       }
-      const rec: WaitRecordSpan = {
-        resource: this.resourceOf(s.resource),
-        traceId: s.traceId,
-        spanId: s.spanId,
-        name: s.name,
-        kind: s.kind,
-        start: s.startTimeUnixNano,
-        end: s.endTimeUnixNano,
-      };
-      if (s.parentSpanId !== undefined) rec.parentSpanId = s.parentSpanId;
-      const attributes = spanAttrs(s.attributes);
-      if (attributes !== undefined) rec.attributes = attributes;
-      if (events !== undefined) {
-        rec.events = events;
-        c.eventsKept += events.length;
-      }
-      this.spans.push(rec);
+      this.push(s, spanAttrs(s.attributes), events);
       c.spansKept++;
-      this.bytesEstimate += 200 + s.name.length + (events?.length ?? 0) * 120;
+      c.eventsKept += events?.length ?? 0;
     }
     for (const e of batch.logEvents) {
       if (!WAIT_EVENTS.has(e.name)) continue;
@@ -313,6 +317,38 @@ export class WaitRecordBuilder {
       c.eventsKept++;
       this.bytesEstimate += 200;
     }
+  }
+
+  /**
+   * Adds the spans of one source message that `cutOtlpTracesProto` cut with this builder (which counted
+   * them, and kept its memory of open spans), first observed at `observedAtMs` (unix ms): the records are
+   * those `add` makes of the decoded message.
+   */
+  addCut(cut: CutSpans, observedAtMs: number): void {
+    if (observedAtMs < this.observedAtMs) this.observedAtMs = observedAtMs;
+    this.sourceSpans += cut.spansIn;
+    for (const s of cut.spans) {
+      const events = s.events.length === 0 ? undefined : s.events.map((e) => wireEvent(e.name, e.timeUnixNano, e.attributes === NO_ATTRS ? undefined : (e.attributes as WireAttrs)));
+      this.push(s, s.attributes === NO_ATTRS ? undefined : (s.attributes as WireAttrs), events);
+    }
+  }
+
+  /** Adds the record of a kept span, given its attributes and events as they travel. */
+  private push(s: SpanRecord, attributes: WireAttrs | undefined, events: WaitRecordEvent[] | undefined): void {
+    const rec: WaitRecordSpan = {
+      resource: this.resourceOf(s.resource),
+      traceId: s.traceId,
+      spanId: s.spanId,
+      name: s.name,
+      kind: s.kind,
+      start: s.startTimeUnixNano,
+      end: s.endTimeUnixNano,
+    };
+    if (s.parentSpanId !== undefined) rec.parentSpanId = s.parentSpanId;
+    if (attributes !== undefined) rec.attributes = attributes;
+    if (events !== undefined) rec.events = events;
+    this.spans.push(rec);
+    this.bytesEstimate += 200 + s.name.length + (events?.length ?? 0) * 120;
   }
 
   /**
