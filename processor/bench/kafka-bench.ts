@@ -1,7 +1,7 @@
 /**
  * The Kafka benchmark (`npm run bench:kafka`): a script, not a timed test. Against a real broker (its own,
  * started with scripts/kafka.sh on free ports, or `$WAITGRAPH_KAFKA_BOOTSTRAP`) it prints its figures, and
- * its last line is a JSON object of them.
+ * its last line is a JSON object of them. It runs with the V8 flags of `waitgraph run` (bin/v8-flags.js).
  *
  * 1. Produces the workload (`--spans`, default 300,000 spans, 1 in 10 with wait events) as OTLP protobuf
  *    batches of 500 spans into a spans topic of 6 partitions.
@@ -10,7 +10,9 @@
  *    (b) the path of `waitgraph run` from the spans topic to graph updates, built as the processor builds
  *        it (kafkaInput): KafkaSource, each message decoded and cut to what detection reads (WaitInputCutter),
  *        the DetectionPipeline (Detector.addBatch and detect() per batch, counts, metrics); timed from the
- *        first batch fetched to the last applied, with how busy the event loop was;
+ *        first batch fetched to the last applied, with how busy the event loop was; run twice, each time
+ *        with a fresh pipeline and graph: (b0) the first pass, the code still cold, and (b) the second, as
+ *        a processor that has been running runs it;
  *    (b') the scale-out path: a decode stage republishing wait records and a detection stage reading
  *        them, running side by side, until the detection stage has taken in every span;
  *    (c) for reference, whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and
