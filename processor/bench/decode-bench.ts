@@ -3,11 +3,13 @@
  * Builds the shared OTLP workload (default 100k spans in ExportTraceServiceRequests of 500, serialized by
  * the OpenTelemetry JS serializers), warms up, then times several full passes of the protobuf decoder, and
  * for comparison the OTLP JSON decoder on the same spans. Prints spans/s and MB/s of the best and median
- * pass, and spans per CPU second (steady even when other work shares the machine); the last line is a JSON
- * object of the figures.
+ * pass, and spans per CPU second (steady even when other work shares the machine); then the input cut of
+ * `waitgraph run`, decoded and then cut, and fused in one pass. The last line is a JSON object of the figures.
  */
 import { performance } from 'node:perf_hooks';
 import { decodeOtlpJson, decodeOtlpTracesProto } from '../src/decode/index.js';
+import { cutDecoded, decodeOtlpPayload, WaitInputCutter } from '../src/run/index.js';
+import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder } from '../src/scale/wait-records.js';
 import { buildWorkload, type OtlpWorkload } from './otlp-workload.js';
 
 const SPANS = Number(process.argv[2] ?? 100_000);
@@ -68,6 +70,14 @@ const line = (f: Figures) =>
 console.log(`protobuf: ${line(p)}`);
 const j = measure(json, (b) => decodeOtlpJson(decoder.decode(b)).spans.length);
 console.log(`OTLP JSON: ${line(j)}`);
+// The input cut of `waitgraph run` and of the decode stage (wait-records.ts): the protobuf decoded (of the
+// span attributes, those the cut keeps) and then cut by the builder; and the two fused in one pass.
+const builder = new WaitRecordBuilder();
+const thenCut = measure(proto, (b) => cutDecoded(builder, decodeOtlpPayload('traces', 'proto', b, 'bench', WAIT_SPAN_ATTRIBUTES)).spans);
+console.log(`protobuf decoded, then cut: ${line(thenCut)}`);
+const cutter = new WaitInputCutter();
+const fused = measure(proto, (b) => cutter.cut({ signal: 'traces', encoding: 'proto', bytes: b, name: 'bench' }).spans);
+console.log(`protobuf decoded and cut in one pass (waitgraph run): ${line(fused)}`);
 
 console.log(
   JSON.stringify({
@@ -77,5 +87,7 @@ console.log(
     protobufBytes: proto.bytes,
     protobuf: p,
     json: j,
+    decodedThenCut: thenCut,
+    fusedCut: fused,
   }),
 );
