@@ -32,6 +32,27 @@ describe('SpanNode times', () => {
     expect(span(now, OPEN).end).toBe(OPEN);
   });
 
+  it('gives back the latest event time exactly, wherever it lies from the start, and when the start moves', () => {
+    const now = 1_763_700_000_123_456_789;
+    const times = fc.oneof(
+      fc.constantFrom(now, now + 256, now + 1_073_741_568, now + 1_073_741_824, now - 256, 1, 2 ** 30 - 1, 2 ** 30, 2 ** 31, 1.5, Number.MAX_SAFE_INTEGER, 2 ** 60),
+      fc.integer({ min: 1, max: 2 ** 31 }),
+      fc.double({ min: 1, max: 2e18, noNaN: true }),
+    );
+    fc.assert(
+      fc.property(times, times, times, (start, last, moved) => {
+        const s = new SpanNode('t1', '0000000000000001', undefined, 'op', start, OPEN, task, 1, last, 0, -1, false, true);
+        expect(s.lastEventTime).toBe(last);
+        expect(s.start).toBe(start);
+        s.start = moved; // a placeholder's start moves to an earlier log record
+        expect(s.lastEventTime).toBe(last);
+        expect(s.start).toBe(moved);
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(span(now, now + 10).lastEventTime).toBe(0); // no events
+  });
+
   it('keeps the attempt and the event count apart from the flags, up to their limits', () => {
     const s = span(1, 2, 126, 2 ** 17 - 1);
     s.stale = true;

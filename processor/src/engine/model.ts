@@ -64,6 +64,19 @@ export function timeLo(t: number, hi: number): number {
   return Number.isFinite(t) ? t - hi * TIME_SPLIT : 0;
 }
 
+/**
+ * A span's latest event time (positive: the span has events) as `SpanNode.lastEvent` holds it: relative to
+ * the span's start where that is a whole number below 2^30 (an event within a second of the start, most of
+ * them), a small integer in the field itself rather than a heap number of its own; else the time itself
+ * when it is at least 2^30 (any unix time of today); else, negated. The three ranges do not meet, so each
+ * value reads back one way (`lastEventTime`), exactly.
+ */
+function encodeLastEvent(t: number, start: number): number {
+  const d = t - start;
+  if (d >= 0 && d < TIME_SPLIT && Number.isInteger(d) && start + d === t) return d;
+  return t >= TIME_SPLIT ? t : -t;
+}
+
 const DETACHED = 1;
 const PLACEHOLDER = 2;
 const STALE = 4;
@@ -91,7 +104,10 @@ export class SpanNode {
    * where an end time would be a heap number of its own. Undefined while open.
    */
   private length: number | undefined;
-  /** Undefined for the most spans, which have no events: a time would be a heap number of its own. */
+  /**
+   * The latest event time, most often relative to the start (`encodeLastEvent`); undefined for the most
+   * spans, which have no events.
+   */
   private lastEvent: number | undefined;
   /** The flags, the attempt and the event count in one small integer (see ATTEMPT_SHIFT): fewer fields. */
   private bits: number;
@@ -133,7 +149,7 @@ export class SpanNode {
       endAsIs = start + length !== end; // an end far from its start (bad input), where doubles round
       this.length = endAsIs ? end : length;
     }
-    this.lastEvent = lastEventTime === 0 ? undefined : lastEventTime;
+    this.lastEvent = lastEventTime === 0 ? undefined : encodeLastEvent(lastEventTime, start);
     this.bits =
       (endAsIs ? END_AS_IS : 0) |
       (detached ? DETACHED : 0) |
@@ -148,9 +164,12 @@ export class SpanNode {
   }
 
   set start(t: number) {
+    // The latest event time is kept relative to the start: keep it where it was.
+    const last = this.lastEvent === undefined || this.startHi === undefined ? 0 : this.lastEventTime;
     const hi = timeHi(t);
     this.startHi = hi;
     this.startLo = timeLo(t, hi);
+    if (last !== 0) this.lastEvent = encodeLastEvent(last, t);
   }
 
   /** When the processor last saw a version of this span (caller's clock, unix ns), for staleness. */
@@ -171,8 +190,10 @@ export class SpanNode {
 
   /** The latest event time of the version, 0 without events. */
   get lastEventTime(): number {
-    const t = this.lastEvent;
-    return t === undefined ? 0 : t;
+    const v = this.lastEvent;
+    if (v === undefined) return 0;
+    if (v < 0) return -v;
+    return v < TIME_SPLIT ? this.start + v : v;
   }
 
   /** `http.request.resend_count` (up to 126), or -1 where the span is not a retry attempt. */
