@@ -14,7 +14,8 @@
  * - an open end is stored as `undefined` and read back as `OPEN` by a getter: V8 boxes every double held
  *   in an object field in a heap number of its own, so a stored Infinity would cost one per open interval;
  * - for the same reason a span's start and observation time, and an event's time, are kept as two small
- *   integers each (`TIME_SPLIT`), and an ended span's end as its length;
+ *   integers each (`TIME_SPLIT`), an ended span's end as its length, and its latest event time relative to
+ *   its start where that is small (`encodeLastEvent`);
  * - a task's waits and holds, and a span's events, are singly linked lists (a `next` field), and a task's
  *   spans are one reference until there are several: most tasks have one span, one hold and one wait,
  *   and a JS array costs more than the object it would hold;
