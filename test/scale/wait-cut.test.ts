@@ -13,7 +13,7 @@ import { cutDecoded, decodeOtlpPayload, WaitInputCutter, type WaitInput } from '
 import { cutOtlpTracesProto } from '../../processor/src/scale/wait-cut.js';
 import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../../processor/src/scale/wait-records.js';
 import { buildWorkload } from '../../processor/bench/otlp-workload.js';
-import { double, fixed64, hex, kv, ld, message, str, vfield, type Bytes } from '../decode/proto-writer.js';
+import { double, fixed32, fixed64, hex, kv, ld, message, str, vfield, type Bytes } from '../decode/proto-writer.js';
 
 const TRACES = ['5b8efff798038103d269b633813fc60c', '0af7651916cd43dd8448eb211c80319c'];
 const SPAN_IDS = ['eee19b7ec3c1b174', '00f067aa0ba902b7', 'b7ad6b7169203331', '53995c3f42cd8ad8', '0123456789abcdef', 'a1b2c3d4e5f60718'];
@@ -32,7 +32,17 @@ const anyValue: fc.Arbitrary<Bytes> = fc.oneof(
 );
 
 const attrKey = fc.constantFrom(ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.COMPONENT, ATTR.SPAN_PARTIAL, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.LOCK_ID, 'http.route', 'x');
-const attribute = fc.tuple(attrKey, anyValue).map(([k, v]) => kv(k, v));
+/** A KeyValue, its key first as serializers write it, or its value first (as protobuf allows). */
+const attribute = fc.tuple(attrKey, anyValue, fc.boolean()).map(([k, v, valueFirst]) => (valueFirst ? [...ld(2, v), ...str(1, k)] : kv(k, v)));
+
+/** Span fields the cut does not read: trace state, dropped counts, a link, a status, flags. */
+const unreadSpanField = fc.constantFrom(
+  str(3, 'rojo=00f067aa0ba902b7'),
+  vfield(10, 2),
+  ld(13, ld(1, hex(TRACES[1])), ld(2, hex(SPAN_IDS[2]))),
+  ld(15, str(2, 'timed out'), vfield(3, 2)),
+  fixed32(16, 0x301),
+);
 
 const event = fc
   .record({ name: fc.constantFrom(...EVENT_NAMES.slice(0, 6), 'exception', 'retry'), time: fc.integer({ min: 1, max: 50 }), attrs: fc.array(attribute, { maxLength: 3 }) })
@@ -49,9 +59,11 @@ const span = fc
     length: fc.option(fc.integer({ min: 0, max: 100 }), { freq: 4 }),
     attrs: fc.array(attribute, { maxLength: 5 }),
     events: fc.array(event, { maxLength: 3 }),
+    unread: fc.array(unreadSpanField, { maxLength: 3 }),
   })
   .map((s) => {
-    const fields: Bytes[] = [ld(1, hex(TRACES[s.trace])), ld(2, hex(SPAN_IDS[s.id]))];
+    // Fields it does not read among those it does.
+    const fields: Bytes[] = [ld(1, hex(TRACES[s.trace])), ...s.unread, ld(2, hex(SPAN_IDS[s.id]))];
     if (s.parent !== -1) fields.push(ld(4, hex(s.parent === -2 ? ZERO_ID : SPAN_IDS[s.parent])));
     if (s.name !== '') fields.push(str(5, s.name));
     if (s.kind !== 0) fields.push(vfield(6, s.kind));

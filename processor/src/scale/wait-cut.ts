@@ -29,6 +29,8 @@ import {
   SPAN_ATTRS,
   spanIdKey,
   WAIT_EVENTS,
+  waitResource,
+  waitResourceKey,
   wireValue,
   type CutSpans,
   type WaitFilterOptions,
@@ -257,34 +259,6 @@ function select(b: Uint8Array, builder: WaitRecordBuilder, proxies: ReadonlySet<
   }
 }
 
-/** The resource of a kept span as a wait record carries it: service name and instance, when strings. */
-function cutResource(res: Attributes, made: Map<string, Attributes>): Attributes {
-  if (res === lastResource && made === lastMade) return lastCut;
-  lastResource = res;
-  lastMade = made;
-  lastCut = resourceOf(res, made);
-  return lastCut;
-}
-
-// The last resource cut: the spans of a message mostly share one.
-let lastResource: Attributes | undefined;
-let lastMade: Map<string, Attributes> | undefined;
-let lastCut: Attributes = NO_ATTRS;
-
-function resourceOf(res: Attributes, made: Map<string, Attributes>): Attributes {
-  const service = res[ATTR.SERVICE_NAME];
-  const instance = res[ATTR.SERVICE_INSTANCE_ID];
-  const key = `${typeof service === 'string' ? service : ''}\u0000${typeof instance === 'string' ? instance : '\u0001'}`;
-  let r = made.get(key);
-  if (r === undefined) {
-    r = {};
-    if (typeof service === 'string') r[ATTR.SERVICE_NAME] = service;
-    if (typeof instance === 'string') r[ATTR.SERVICE_INSTANCE_ID] = instance;
-    made.set(key, r);
-  }
-  return r;
-}
-
 /**
  * Decodes an OTLP `ExportTraceServiceRequest` (or `TracesData`) and cuts it as `builder` would cut the
  * decoded spans, filtered by `filter`; updates the builder's counts and its memory of open spans.
@@ -310,10 +284,22 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
   const proxies = filter.proxyServices?.length ? new Set(filter.proxyServices) : undefined;
   select(b, builder, proxies, filter.keepAncestors ?? true);
   const spans: SpanRecord[] = [];
+  // The resources of the kept spans as wait records carry them, one object for alike ones; the spans of
+  // a message mostly share the last one.
   const resources = new Map<string, Attributes>();
+  let lastResource: Attributes | undefined;
+  let lastCut = NO_ATTRS;
   let waitEvents = 0;
   for (let i = 0; i < n; i++) {
     if (s.keep[i] === 0) continue;
+    const res = s.resource[i];
+    if (res !== lastResource) {
+      lastResource = res;
+      const key = waitResourceKey(res);
+      let cut = resources.get(key);
+      if (cut === undefined) resources.set(key, (cut = waitResource(res) as Attributes));
+      lastCut = cut;
+    }
     const traceId = traceIdHex(b, s.tid[i]);
     const spanId = spanIdHex(b, s.sid[i]);
     const parentSpanId = s.pid[i] >= 0 ? spanIdHex(b, s.pid[i]) : undefined;
@@ -344,7 +330,7 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
         s.start[i],
         stop,
         (attributes as Attributes | undefined) ?? NO_ATTRS,
-        cutResource(s.resource[i], resources),
+        lastCut,
         events,
       ),
     );

@@ -233,7 +233,7 @@ export class WaitRecordBuilder {
   readonly counts: WaitRecordCounts = { spansIn: 0, spansKept: 0, eventsIn: 0, eventsKept: 0, logEventsIn: 0 };
 
   constructor(options: WaitFilterOptions = {}) {
-    this.filter = { ...options, keptOpen: (s) => this.passedOpen(s) };
+    this.filter = { ...options, keptOpen: (s) => this.passedOpenIds(s.traceId, s.spanId) };
   }
 
   /** Spans and log events held for the next batch. */
@@ -244,11 +244,6 @@ export class WaitRecordBuilder {
   /** A rough size of the next batch's JSON, in bytes (for cutting batches below the broker's limit). */
   get approximateBytes(): number {
     return this.bytesEstimate;
-  }
-
-  /** Whether it passed this span open (see `open`). */
-  private passedOpen(s: SpanRecord): boolean {
-    return this.passedOpenIds(s.traceId, s.spanId);
   }
 
   /** Whether it passed the span of these ids open (see `open`). */
@@ -298,7 +293,7 @@ export class WaitRecordBuilder {
       if (s.endTimeUnixNano === 0) this.rememberOpen(s.traceId, s.spanId);
     }
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
-      if (s.endTimeUnixNano !== 0 && this.passedOpen(s)) this.endOpen(s.spanId);
+      if (s.endTimeUnixNano !== 0 && this.passedOpenIds(s.traceId, s.spanId)) this.endOpen(s.spanId);
       let events: WaitRecordEvent[] | undefined;
       for (const e of s.events) {
         if (!WAIT_EVENTS.has(e.name)) continue;
@@ -379,19 +374,31 @@ export class WaitRecordBuilder {
   }
 
   private resourceOf(res: Attributes): number {
-    const service = res[ATTR.SERVICE_NAME];
-    const instance = res[ATTR.SERVICE_INSTANCE_ID];
-    const key = `${typeof service === 'string' ? service : ''}\u0000${typeof instance === 'string' ? instance : '\u0001'}`;
+    const key = waitResourceKey(res);
     let i = this.resourceIndex.get(key);
     if (i === undefined) {
-      const r: WaitResource = {};
-      if (typeof service === 'string') r[ATTR.SERVICE_NAME] = service;
-      if (typeof instance === 'string') r[ATTR.SERVICE_INSTANCE_ID] = instance;
-      i = this.resources.push(r) - 1;
+      i = this.resources.push(waitResource(res)) - 1;
       this.resourceIndex.set(key, i);
     }
     return i;
   }
+}
+
+/** A key for resources that travel alike (`waitResource`): the same service name and instance id. */
+export function waitResourceKey(res: Attributes): string {
+  const service = res[ATTR.SERVICE_NAME];
+  const instance = res[ATTR.SERVICE_INSTANCE_ID];
+  return `${typeof service === 'string' ? service : ''}\u0000${typeof instance === 'string' ? instance : '\u0001'}`;
+}
+
+/** What of a resource travels with a wait record: its service name and instance id, where strings. */
+export function waitResource(res: Attributes): WaitResource {
+  const service = res[ATTR.SERVICE_NAME];
+  const instance = res[ATTR.SERVICE_INSTANCE_ID];
+  const r: WaitResource = {};
+  if (typeof service === 'string') r[ATTR.SERVICE_NAME] = service;
+  if (typeof instance === 'string') r[ATTR.SERVICE_INSTANCE_ID] = instance;
+  return r;
 }
 
 /** The bytes of one wait-record message: UTF-8 JSON. */
