@@ -130,12 +130,12 @@ describe('the fused protobuf cut', () => {
         const stageFused = new WaitRecordBuilder(filter);
         requests.forEach((bytes, i) => {
           const want = reference(ref, bytes);
-          const got = cutOtlpTracesProto(bytes, 'spans/0@1', fused, filter);
+          const got = cutOtlpTracesProto(bytes, 'spans/0@1', fused);
           expect(got.spans).toEqual(want.batch.spans);
           expect(got.spansIn).toBe(want.spans);
           expect(got.waitEvents).toBe(want.waitEvents);
           stage.add(decodeOtlpPayload('traces', 'proto', bytes, 'spans/0@1', WAIT_SPAN_ATTRIBUTES), 1_000 + i);
-          stageFused.addCut(cutOtlpTracesProto(bytes, 'spans/0@1', stageFused, filter), 1_000 + i);
+          stageFused.addCut(cutOtlpTracesProto(bytes, 'spans/0@1', stageFused), 1_000 + i);
           // Two messages in a wait-record batch, or one.
           if (i % 2 === 1) expect(stageFused.take()).toEqual(stage.take());
         });
@@ -156,7 +156,7 @@ describe('the fused protobuf cut', () => {
         const damaged = truncate ? bytes.subarray(0, i) : bytes.map((b, k) => (k === i ? value : b));
         const want = outcome(() => reference(new WaitRecordBuilder(), damaged));
         const got = outcome(() => {
-          const cut = cutOtlpTracesProto(damaged, 'spans/0@1', new WaitRecordBuilder(), {});
+          const cut = cutOtlpTracesProto(damaged, 'spans/0@1', new WaitRecordBuilder());
           return { batch: { spans: cut.spans, logEvents: [] }, spans: cut.spansIn, waitEvents: cut.waitEvents };
         });
         if ('error' in want) expect(got).toEqual(want);

@@ -46,10 +46,8 @@ const EMPTY: DecodedBatch = { spans: [], logEvents: [] };
  */
 export class WaitInputCutter {
   private readonly builder: WaitRecordBuilder;
-  private readonly filter: WaitFilterOptions;
 
   constructor(filter: WaitFilterOptions = {}) {
-    this.filter = filter;
     this.builder = new WaitRecordBuilder(filter);
   }
 
@@ -57,7 +55,7 @@ export class WaitInputCutter {
   cut(payload: OtlpPayload): WaitInput {
     if (payload.signal === 'traces' && payload.encoding === 'proto') {
       // The common input: decoded and cut in one go, the dropped spans never made into records.
-      const cut = cutOtlpTracesProto(payload.bytes, payload.name, this.builder, this.filter);
+      const cut = cutOtlpTracesProto(payload.bytes, payload.name, this.builder);
       return { batch: cut.spans.length === 0 ? EMPTY : { spans: cut.spans, logEvents: [] }, spans: cut.spansIn, waitEvents: cut.waitEvents };
     }
     // Of the span attributes, only those the cut keeps are read.

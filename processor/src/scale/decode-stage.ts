@@ -84,7 +84,6 @@ type StageInput = { cut: CutSpans; decoded?: undefined } | { cut?: undefined; de
 export class DecodeStage {
   private readonly kafka: Kafka;
   private readonly source: KafkaSource<StageInput>;
-  private readonly filter: WaitFilterOptions;
   private readonly producer: Producer;
   private readonly builder: WaitRecordBuilder;
   private readonly waitsTopic: string;
@@ -109,8 +108,7 @@ export class DecodeStage {
     }
     if (!(this.maxMessageBytes >= 10_000)) throw new WaitgraphError('bad-config', `DecodeStage: maxMessageBytes must be >= 10000, got ${this.maxMessageBytes}`);
     this.metrics = options.metrics;
-    this.filter = options.filter ?? {};
-    this.builder = new WaitRecordBuilder(this.filter);
+    this.builder = new WaitRecordBuilder(options.filter);
     this.producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -131,7 +129,7 @@ export class DecodeStage {
       // The common input, OTLP protobuf traces, decoded and cut in one go (the builder remembers the open
       // spans it passes as it cuts); the others decoded, and cut as they are applied.
       decode: (m): StageInput =>
-        m.signal === 'traces' && m.encoding !== 'otlp_json' ? { cut: cutOtlpTracesProto(m.value, m.name, this.builder, this.filter) } : { decoded: decodeSourceMessage(m) },
+        m.signal === 'traces' && m.encoding !== 'otlp_json' ? { cut: cutOtlpTracesProto(m.value, m.name, this.builder) } : { decoded: decodeSourceMessage(m) },
       apply: (messages, info) => this.apply(messages, info),
     });
   }

@@ -33,7 +33,6 @@ import {
   waitResourceKey,
   wireValue,
   type CutSpans,
-  type WaitFilterOptions,
   type WaitRecordBuilder,
   type WireAttrs,
 } from './wait-records.js';
@@ -261,11 +260,11 @@ function select(b: Uint8Array, builder: WaitRecordBuilder, proxies: ReadonlySet<
 
 /**
  * Decodes an OTLP `ExportTraceServiceRequest` (or `TracesData`) and cuts it as `builder` would cut the
- * decoded spans, filtered by `filter`; updates the builder's counts and its memory of open spans.
+ * decoded spans, by its filter; updates the builder's counts and its memory of open spans.
  * @param source the input's name for error messages
  * @throws DecodeError (`bad-input`) as `decodeOtlpTracesProto` throws it for the same bytes
  */
-export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: WaitRecordBuilder, filter: WaitFilterOptions): CutSpans {
+export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: WaitRecordBuilder): CutSpans {
   const s = scan;
   s.reset();
   const r = new ProtoReader(bytes, source, 0);
@@ -281,8 +280,7 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
     if (ev !== undefined) c.eventsIn += ev.length;
     if (s.stop[i] === 0) builder.rememberOpen(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
   }
-  const proxies = filter.proxyServices?.length ? new Set(filter.proxyServices) : undefined;
-  select(b, builder, proxies, filter.keepAncestors ?? true);
+  select(b, builder, builder.proxies, builder.keepAncestors);
   const spans: SpanRecord[] = [];
   // The resources of the kept spans as wait records carry them, one object for alike ones; the spans of
   // a message mostly share the last one.

@@ -232,8 +232,15 @@ export class WaitRecordBuilder {
   /** Totals since the builder was made. */
   readonly counts: WaitRecordCounts = { spansIn: 0, spansKept: 0, eventsIn: 0, eventsKept: 0, logEventsIn: 0 };
 
+  /** Its filter's proxy services (`WaitFilterOptions.proxyServices`), if any. */
+  readonly proxies: ReadonlySet<string> | undefined;
+  /** Whether its filter keeps in-message ancestors (`WaitFilterOptions.keepAncestors`). */
+  readonly keepAncestors: boolean;
+
   constructor(options: WaitFilterOptions = {}) {
     this.filter = { ...options, keptOpen: (s) => this.passedOpenIds(s.traceId, s.spanId) };
+    this.proxies = options.proxyServices?.length ? new Set(options.proxyServices) : undefined;
+    this.keepAncestors = options.keepAncestors ?? true;
   }
 
   /** Spans and log events held for the next batch. */
