@@ -3,12 +3,14 @@
  * and a malformed file that does not stop the others.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { main, type CliIo } from '../processor/src/cli/main.js';
+import { decodeBufferLenient } from '../processor/src/decode/index.js';
+import { scenarioSpans, tracesJson, tracesProto } from './run/otlp-fixtures.js';
 import { schemaErrors, validateAnalyzeOutput } from './support/schemas.js';
 
 const SCENARIOS = new URL('./fixtures/scenarios/', import.meta.url).pathname;
@@ -70,6 +72,38 @@ describe('waitgraph analyze', () => {
     const r = await cli('analyze', join(dir, 'cut.pb'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/cut\.pb: byte \d+: truncated/);
+  });
+
+  it('finds in OTLP protobuf, one span a file, what it finds in the same spans as one JSON file', async () => {
+    const files = readdirSync(SCENARIOS).filter((f) => f.endsWith('.json')).sort();
+    let found = 0;
+    for (const file of files) {
+      const spans = scenarioSpans(file, 1_763_700_000_000);
+      const json = tmp({ 'all.json': tracesJson(spans) });
+      // Reversed: every span comes before its parent, each in a message of its own.
+      const pb = tmp(Object.fromEntries(spans.map((s, i) => [`${String(spans.length - i).padStart(3, '0')}.pb`, tracesProto([s])])));
+      const whole = await cli('analyze', '--json', json);
+      const split = await cli('analyze', '--json', pb);
+      expect(split.stderr).toBe('');
+      expect([file, split.code]).toEqual([file, whole.code]);
+      expect(JSON.parse(split.stdout)).toEqual(JSON.parse(whole.stdout));
+      found += JSON.parse(whole.stdout).findings.length;
+    }
+    expect(found).toBeGreaterThan(files.length / 2);
+  });
+
+  it('skips a bad span of a protobuf file, naming it, and analyzes the rest of the file', async () => {
+    const spans = scenarioSpans('01-cross-service-ab-ba.json', 1_763_700_000_000);
+    const bad = { ...spans[0], span: { ...spans[0].span, spanId: 'beef' } };
+    const bytes = tracesProto([bad, ...spans]);
+    const { errors } = decodeBufferLenient(bytes, 'x');
+    expect(errors).toHaveLength(1);
+    const dir = tmp({ 'bad.pb': bytes });
+    const r = await cli('analyze', '--json', join(dir, 'bad.pb'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`waitgraph analyze: ${errors[0].message.replace(/^x:/, join(dir, 'bad.pb') + ':')}\n`);
+    expect(r.stderr).toMatch(/span_id is 2 bytes, expected 8/);
+    expect(JSON.parse(r.stdout).findings).toHaveLength(1);
   });
 
   it('is a usage error (exit 2) without inputs, with an unknown option, or a missing file', async () => {

@@ -5,9 +5,10 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeBufferLenient } from '../decode/index.js';
+import type { DecodeError } from '../decode/index.js';
 import { Detector } from '../engine/index.js';
 import { WaitgraphError } from '../errors.js';
+import { WholeInputCut } from '../scale/wait-cut.js';
 import { ANALYZE_HELP, EXIT, parse, type CliIo } from './main.js';
 import { ansi, plain, renderReport } from './report.js';
 
@@ -84,6 +85,8 @@ export async function analyzeCommand(argv: string[], io: CliIo): Promise<number>
 
   const errors: string[] = [];
   const files = await inputFiles(args.positionals, errors);
+  // Only what detection reads of the input is decoded (see WholeInputCut): the findings are those of all of it.
+  const cut = new WholeInputCut({ proxyServices: (v['proxy-service'] as string[] | undefined) ?? [] });
   for (const file of files) {
     let buf: Buffer;
     try {
@@ -92,10 +95,11 @@ export async function analyzeCommand(argv: string[], io: CliIo): Promise<number>
       errors.push(`${file}: ${(e as Error).message}`);
       continue;
     }
-    const { batch, errors: bad } = decodeBufferLenient(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file);
+    const bad: DecodeError[] = [];
+    cut.addBuffer(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file, bad);
     for (const err of bad) errors.push(err.message);
-    detector.addBatch(batch);
   }
+  for (const batch of cut.finish()) detector.addBatch(batch);
   detector.detect();
   const findings = detector.findings();
 

@@ -14,6 +14,11 @@ export class DecodeContext {
   spanCount = 0;
   /** Log records seen so far, good or bad. */
   logCount = 0;
+  /**
+   * Where OTLP protobuf trace messages go instead of the span decoder, if set (`WholeInputCut`): the
+   * message's bytes and their offset in the input. Errors still go to this context.
+   */
+  tracesProto: ((bytes: Uint8Array, origin: number) => void) | undefined = undefined;
 
   constructor(
     /** The input's name, for error messages. */

@@ -120,6 +120,7 @@ export function decodeProtoInto(ctx: DecodeContext, bytes: Uint8Array, origin: n
   try {
     const sig = signal ?? sniffProtoSignal(r, ctx);
     r.pos = 0;
+    if (sig === 'traces' && ctx.tracesProto !== undefined) return ctx.tracesProto(bytes, origin);
     walkRequest(r, ctx, sig === 'logs' ? readLogRecord : readSpan);
   } catch (err) {
     ctx.report(err);

@@ -15,19 +15,27 @@
  *
  * The builder's memory of the open spans it passed (`WaitRecordBuilder.rememberOpen`) is shared, so inputs
  * cut here and inputs that go through the builder (OTLP JSON) see one another's snapshots.
+ *
+ * `WholeInputCut` is the same cut for `waitgraph analyze`, made exact: pass 2 runs once the whole input has
+ * been scanned, and follows what one message needs into the others.
  */
 import { ATTR, PROXY_COMPONENT } from '../../../schemas/index.js';
 import { DecodeContext } from '../decode/context.js';
 import { readEvent, readKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
 import { ProtoReader } from '../decode/proto-reader.js';
-import { makeEvent, makeSpan } from '../decode/records.js';
-import type { AttrValue, Attributes, SpanEventRecord, SpanKind, SpanRecord } from '../model/span.js';
+import type { DecodeError } from '../decode/decode-error.js';
+import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
+import { decodeBufferInto } from '../decode/sniff.js';
+import type { AttrValue, Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanKind, SpanRecord } from '../model/span.js';
 import { SpanKind as Kind } from '../model/span.js';
 import {
   eventAttrs,
+  hasWaitEvent,
   NO_ATTRS,
   SPAN_ATTRS,
+  spanAttrs,
   spanIdKey,
+  spanIdKeyOfHex,
   WAIT_EVENTS,
   waitResource,
   waitResourceKey,
@@ -44,8 +52,8 @@ const SLOT_KEYS = SPAN_ATTRS.map((k) => Buffer.from(k, 'utf8'));
 /** An attribute slot with no value read. */
 const ABSENT = Symbol('absent');
 
-/** What pass 1 keeps of the spans of one message: one entry per span, reused from message to message. */
-class Scan {
+/** What pass 1 keeps of the spans of one message: one entry per span. The run path reuses one from message to message. */
+export class Scan {
   n = 0;
   cap = 0;
   /** Where the span's fields are: the trace id, the span id, the parent id (-1: none, or all zeros), the name's length prefix (-1: none). */
@@ -66,8 +74,11 @@ class Scan {
   resource: Attributes[] = [];
   /** SLOTS values a span: its kept attributes, as the decoder reads them, or ABSENT. */
   attrs: (AttrValue | typeof ABSENT)[] = [];
-  /** The span-id table of pass 2: open addressing, span index + 1, 0 empty. */
+  /** The span-id table of pass 2: open addressing, span index + 1, 0 empty; its size less one. */
   table = new Int32Array(0);
+  tableMask = 0;
+  /** 1: an ancestor walk went through it. */
+  walked = new Uint8Array(0);
 
   reset(): void {
     this.n = 0;
@@ -98,13 +109,17 @@ class Scan {
     this.kind = more(this.kind, (n) => new Uint8Array(n));
     this.waits = more(this.waits, (n) => new Uint8Array(n));
     this.keep = more(this.keep, (n) => new Uint8Array(n));
+    this.walked = more(this.walked, (n) => new Uint8Array(n));
     this.start = more(this.start, (n) => new Float64Array(n));
     this.stop = more(this.stop, (n) => new Float64Array(n));
     this.cap = cap;
   }
 }
 
+/** The scan of the run path, reused. */
 const scan = new Scan();
+/** The scan pass 1 fills now. */
+let into = scan;
 
 /** Key lengths that some kept attribute has: most keys are told apart by their length alone. */
 const SLOT_LENGTHS = new Uint8Array(128);
@@ -157,7 +172,7 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   f.reset();
   let waits = 0;
   let events: SpanEventRecord[] | undefined;
-  const s = scan;
+  const s = into;
   const attrs = s.attrs;
   const a0 = s.n * SLOTS;
   for (let k = 0; k < SLOTS; k++) attrs[a0 + k] = ABSENT;
@@ -205,9 +220,12 @@ function sameSpan(b: Uint8Array, p: number, q: number): boolean {
   return true;
 }
 
-/** Pass 2: the filter of `selectWaitSpans`, on the facts of pass 1, into `scan.keep`. */
-function select(b: Uint8Array, builder: WaitRecordBuilder, proxies: ReadonlySet<string> | undefined, ancestors: boolean): void {
-  const s = scan;
+/**
+ * Pass 2, first half: what the filter of `selectWaitSpans` keeps of each span by its own facts, into
+ * `s.keep` (1 kept, 2 kept and its ancestors too); `keptOpen` tells of a span the filter alone drops
+ * whether another version of it was kept open. Returns whether any span keeps its ancestors.
+ */
+function classify(s: Scan, b: Uint8Array, proxies: ReadonlySet<string> | undefined, keptOpen: (i: number) => boolean): boolean {
   const n = s.n;
   const keep = s.keep;
   let chains = false;
@@ -222,69 +240,89 @@ function select(b: Uint8Array, builder: WaitRecordBuilder, proxies: ReadonlySet<
       kind === Kind.CLIENT ||
       s.attrs[i * SLOTS + COMPONENT_SLOT] === PROXY_COMPONENT ||
       (proxies !== undefined && proxies.has(s.resource[i][ATTR.SERVICE_NAME] as string));
-    if (!kept && builder.mayHavePassedOpen(spanIdKey(b, s.sid[i]))) kept = builder.passedOpenIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
+    if (!kept) kept = keptOpen(i);
     keep[i] = !kept ? 0 : waits && ended && s.pid[i] >= 0 ? 2 : 1;
     if (keep[i] === 2) chains = true;
   }
-  if (!chains || !ancestors) return;
-  // The span ids of the message, by their bytes; a later span of the same id takes the place of an earlier.
+  return chains;
+}
+
+/** Fills `s.table`: the span ids of the message, by their bytes; a later span of an id takes the place of an earlier. */
+function indexIds(s: Scan, b: Uint8Array): void {
+  const n = s.n;
   let size = 16;
   while (size < n * 2) size <<= 1;
   if (s.table.length < size) s.table = new Int32Array(size);
+  s.tableMask = size - 1;
+  s.table.fill(0, 0, size);
+  for (let i = 0; i < n; i++) s.table[slotFor(s, b, s.sid[i])] = i + 1;
+}
+
+/** The slot of `s.table` of the span id at `p`: where it is, or the empty slot where it would go. */
+function slotFor(s: Scan, b: Uint8Array, p: number): number {
   const table = s.table;
-  table.fill(0, 0, size);
-  const mask = size - 1;
-  const slotFor = (p: number): number => {
-    let h = (spanIdKey(b, p) >>> 0) & mask;
-    for (;;) {
-      const e = table[h];
-      if (e === 0 || sameSpan(b, s.sid[e - 1], p)) return h;
-      h = (h + 1) & mask;
-    }
-  };
-  for (let i = 0; i < n; i++) table[slotFor(s.sid[i])] = i + 1;
-  const walked = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    if (keep[i] !== 2) continue;
-    let cur = i;
-    for (;;) {
-      const p = s.pid[cur];
-      const j = p < 0 ? -1 : table[slotFor(p)] - 1;
-      if (j < 0 || walked[j] || !sameTrace(b, s.tid[j], s.tid[cur])) break;
-      walked[j] = 1;
-      if (!keep[j]) keep[j] = 1;
-      cur = j;
-    }
+  const mask = s.tableMask;
+  let h = (spanIdKey(b, p) >>> 0) & mask;
+  for (;;) {
+    const e = table[h];
+    if (e === 0 || sameSpan(b, s.sid[e - 1], p)) return h;
+    h = (h + 1) & mask;
   }
 }
 
 /**
- * Decodes an OTLP `ExportTraceServiceRequest` (or `TracesData`) and cuts it as `builder` would cut the
- * decoded spans, by its filter; updates the builder's counts and its memory of open spans.
- * @param source the input's name for error messages
- * @throws DecodeError (`bad-input`) as `decodeOtlpTracesProto` throws it for the same bytes
+ * Pass 2, second half: from span `i` up its ancestors in the message (`indexIds` first), each kept; stops
+ * at one walked before (`s.walked`), or another trace's. Returns the last span reached when its parent is
+ * not in the message, else -1.
  */
-export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: WaitRecordBuilder): CutSpans {
-  const s = scan;
-  s.reset();
-  const r = new ProtoReader(bytes, source, 0);
-  const ctx = new DecodeContext(source, null);
-  walkRequest(r, ctx, scanSpan);
-  const b = bytes;
-  const n = s.n;
-  const c = builder.counts;
-  c.spansIn += n;
-  // An open span, remembered before the filter looks: its ended version may be in the same input.
-  for (let i = 0; i < n; i++) {
-    const ev = s.events[i];
-    if (ev !== undefined) c.eventsIn += ev.length;
-    if (s.stop[i] === 0) builder.rememberOpen(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
+function walkUp(s: Scan, b: Uint8Array, i: number): number {
+  let cur = i;
+  for (;;) {
+    const p = s.pid[cur];
+    if (p < 0) return -1;
+    const j = s.table[slotFor(s, b, p)] - 1;
+    if (j < 0) return cur;
+    if (s.walked[j] || !sameTrace(b, s.tid[j], s.tid[cur])) return -1;
+    s.walked[j] = 1;
+    if (!s.keep[j]) s.keep[j] = 1;
+    cur = j;
   }
-  select(b, builder, builder.proxies, builder.keepAncestors);
-  const spans: SpanRecord[] = [];
-  // The resources of the kept spans as wait records carry them, one object for alike ones; the spans of
-  // a message mostly share the last one.
-  const resources = new Map<string, Attributes>();
+}
+
+/** Pass 2 of the run path: the filter of `selectWaitSpans`, on the facts of pass 1, into `s.keep`. */
+function select(s: Scan, b: Uint8Array, builder: WaitRecordBuilder): void {
+  const chains = classify(s, b, builder.proxies, (i) =>
+    builder.mayHavePassedOpen(spanIdKey(b, s.sid[i])) ? builder.passedOpenIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i])) : false,
+  );
+  if (!chains || !builder.keepAncestors) return;
+  indexIds(s, b);
+  s.walked.fill(0, 0, s.n);
+  for (let i = 0; i < s.n; i++) if (s.keep[i] === 2) walkUp(s, b, i);
+}
+
+/** Pass 1 of one message into `s`: errors go to `ctx` (thrown in strict mode, else collected, the spans before kept). */
+function scanInto(s: Scan, bytes: Uint8Array, ctx: DecodeContext, origin: number): ProtoReader {
+  s.reset();
+  const r = new ProtoReader(bytes, ctx.source, origin);
+  into = s;
+  try {
+    walkRequest(r, ctx, scanSpan);
+  } catch (err) {
+    ctx.report(err);
+  } finally {
+    into = scan;
+  }
+  return r;
+}
+
+/**
+ * Pass 3: the kept spans of `s` made into records, with the resources wait records carry (one object for
+ * alike ones, the spans of a message mostly sharing the last one). `onEnded` hears of each kept span that
+ * ended, by index, before its record is made.
+ */
+function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Map<string, Attributes>, onEnded?: (i: number, traceId: string, spanId: string) => void): number {
+  const b = r.bytes;
+  const n = s.n;
   let lastResource: Attributes | undefined;
   let lastCut = NO_ATTRS;
   let waitEvents = 0;
@@ -293,16 +331,13 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
     const res = s.resource[i];
     if (res !== lastResource) {
       lastResource = res;
-      const key = waitResourceKey(res);
-      let cut = resources.get(key);
-      if (cut === undefined) resources.set(key, (cut = waitResource(res) as Attributes));
-      lastCut = cut;
+      lastCut = cutResource(resources, res);
     }
     const traceId = traceIdHex(b, s.tid[i]);
     const spanId = spanIdHex(b, s.sid[i]);
     const parentSpanId = s.pid[i] >= 0 ? spanIdHex(b, s.pid[i]) : undefined;
     const stop = s.stop[i];
-    if (stop !== 0 && builder.mayHavePassedOpen(spanIdKey(b, s.sid[i])) && builder.passedOpenIds(traceId, spanId)) builder.endOpen(spanId);
+    if (stop !== 0 && onEnded !== undefined) onEnded(i, traceId, spanId);
     const events: SpanEventRecord[] = [];
     const all = s.events[i];
     if (all !== undefined) {
@@ -334,7 +369,226 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
     );
     waitEvents += events.length;
   }
+  return waitEvents;
+}
+
+/**
+ * Decodes an OTLP `ExportTraceServiceRequest` (or `TracesData`) and cuts it as `builder` would cut the
+ * decoded spans, by its filter; updates the builder's counts and its memory of open spans.
+ * @param source the input's name for error messages
+ * @throws DecodeError (`bad-input`) as `decodeOtlpTracesProto` throws it for the same bytes
+ */
+export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: WaitRecordBuilder): CutSpans {
+  const s = scan;
+  const r = scanInto(s, bytes, new DecodeContext(source, null), 0);
+  const b = bytes;
+  const n = s.n;
+  const c = builder.counts;
+  c.spansIn += n;
+  // An open span, remembered before the filter looks: its ended version may be in the same input.
+  for (let i = 0; i < n; i++) {
+    const ev = s.events[i];
+    if (ev !== undefined) c.eventsIn += ev.length;
+    if (s.stop[i] === 0) builder.rememberOpen(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
+  }
+  select(s, b, builder);
+  const spans: SpanRecord[] = [];
+  const waitEvents = materialize(s, r, spans, new Map(), (i, traceId, spanId) => {
+    if (builder.mayHavePassedOpen(spanIdKey(b, s.sid[i])) && builder.passedOpenIds(traceId, spanId)) builder.endOpen(spanId);
+  });
   c.spansKept += spans.length;
   c.eventsKept += waitEvents;
   return { spans, spansIn: n, waitEvents };
+}
+
+/** What `WholeInputCut` read and kept. */
+export interface WholeInputCounts {
+  /** Spans read, of every format. */
+  spansIn: number;
+  /** Spans kept: all of the formats not cut, and what the cut kept of OTLP protobuf. */
+  spansKept: number;
+  /** Rounds of pass 2 that followed ancestor chains from one message into others. */
+  rounds: number;
+}
+
+/** One input of a `WholeInputCut`, in input order. */
+type WholeInput = { scan: Scan; reader: ProtoReader } | { batch: DecodedBatch };
+
+const NO_IDS: readonly string[] = [];
+/** An input whose records were made. */
+const DONE: WholeInput = { batch: { spans: [], logEvents: [] } };
+/** The key of a span: its trace id and span id. */
+const idKey = (traceId: string, spanId: string): string => traceId + spanId;
+
+/**
+ * The cut of a whole recorded input (`waitgraph analyze`): the filter of `selectWaitSpans`, exact over the
+ * input rather than per message, so the findings are those of every span, whatever messages or files the
+ * spans of a trace are spread over and in whatever order.
+ *
+ * OTLP protobuf trace messages are scanned (pass 1) as they come and kept as facts; other inputs (OTLP JSON,
+ * Jaeger JSON, log records) are decoded whole. `finish` then decides what to keep with the whole input in
+ * view, where the per-message filter can not:
+ * - every version of a span of which some version is open (a snapshot and its ended version, in any order);
+ * - the ancestors of an ended span with wait events, followed from message to message until the chain ends
+ *   (rounds: each looks in every message for the spans the last one found missing);
+ * - the span a wait log record names, and its ancestors, as the span's own wait events would.
+ * Every span that is fed is cut alike, as wait records cut it (the attributes and events detection reads),
+ * so the engine's choice among versions is the same whichever format a version came in.
+ */
+export class WholeInputCut {
+  private readonly inputs: WholeInput[] = [];
+  private readonly proxies: ReadonlySet<string> | undefined;
+  readonly counts: WholeInputCounts = { spansIn: 0, spansKept: 0, rounds: 0 };
+
+  constructor(options: { proxyServices?: readonly string[] } = {}) {
+    this.proxies = options.proxyServices?.length ? new Set(options.proxyServices) : undefined;
+  }
+
+  /**
+   * Reads one input of any supported format (as `decodeBufferLenient`), its OTLP protobuf trace messages
+   * scanned, not decoded. Errors are added to `errors`; the input's good records are kept.
+   */
+  addBuffer(buf: Uint8Array, name: string, errors: DecodeError[]): void {
+    const ctx = new DecodeContext(name, errors);
+    ctx.tracesProto = (bytes, origin) => {
+      const scan = new Scan();
+      const reader = scanInto(scan, bytes, ctx, origin);
+      this.counts.spansIn += scan.n;
+      this.inputs.push({ scan, reader });
+    };
+    decodeBufferInto(ctx, buf);
+    this.addDecoded(ctx.batch());
+  }
+
+  /** Adds records decoded whole: all of them are fed. */
+  addDecoded(batch: DecodedBatch): void {
+    if (batch.spans.length === 0 && batch.logEvents.length === 0) return;
+    this.counts.spansIn += batch.spans.length;
+    this.inputs.push({ batch });
+  }
+
+  /** Passes 2 and 3: the input, cut, a batch an input in input order (made as they are taken). */
+  *finish(): Generator<DecodedBatch, void, undefined> {
+    const inputs = this.inputs;
+    // The ids of open versions, with a numeric first test by span id.
+    const open = new Set<string>();
+    const openKeys = new Set<number>();
+    // Spans kept with their ancestors, beyond what each message keeps by itself: the chain ends found so
+    // far, and the spans of wait log records. Chains through the spans decoded whole are followed at once.
+    const decodedParents = new Map<string, string[]>();
+    for (const x of inputs) {
+      if (!('batch' in x)) continue;
+      for (const sp of x.batch.spans) {
+        if (sp.parentSpanId === undefined) continue;
+        const k = idKey(sp.traceId, sp.spanId);
+        const ps = decodedParents.get(k);
+        if (ps === undefined) decodedParents.set(k, [sp.parentSpanId]);
+        else if (!ps.includes(sp.parentSpanId)) ps.push(sp.parentSpanId);
+      }
+    }
+    const wanted = new Set<string>();
+    let next: string[] = [];
+    const want = (traceId: string, spanId: string): void => {
+      const k = idKey(traceId, spanId);
+      if (wanted.has(k)) return;
+      wanted.add(k);
+      next.push(k);
+      for (const p of decodedParents.get(k) ?? NO_IDS) want(traceId, p);
+    };
+    for (const x of inputs) {
+      if ('batch' in x) {
+        for (const sp of x.batch.spans) {
+          if (sp.endTimeUnixNano !== 0) continue;
+          open.add(idKey(sp.traceId, sp.spanId));
+          openKeys.add(spanIdKeyOfHex(sp.spanId));
+        }
+      } else {
+        const { scan: s, reader } = x;
+        const b = reader.bytes;
+        for (let i = 0; i < s.n; i++) {
+          if (s.stop[i] !== 0) continue;
+          open.add(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i])));
+          openKeys.add(spanIdKey(b, s.sid[i]));
+        }
+      }
+    }
+    // What each message keeps by its own spans, and their ancestors in it; chains that leave it are wanted.
+    for (const x of inputs) {
+      if ('batch' in x) {
+        for (const sp of x.batch.spans) if (sp.endTimeUnixNano !== 0 && sp.parentSpanId !== undefined && hasWaitEvent(sp)) want(sp.traceId, sp.parentSpanId);
+        for (const e of x.batch.logEvents) if (WAIT_EVENTS.has(e.name)) want(e.traceId, e.spanId);
+        continue;
+      }
+      const { scan: s, reader } = x;
+      const b = reader.bytes;
+      const chains = classify(s, b, this.proxies, (i) => openKeys.has(spanIdKey(b, s.sid[i])) && open.has(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))));
+      s.walked.fill(0, 0, s.n);
+      s.tableMask = 0;
+      if (!chains) continue;
+      indexIds(s, b);
+      for (let i = 0; i < s.n; i++) {
+        if (s.keep[i] !== 2) continue;
+        const end = walkUp(s, b, i);
+        if (end >= 0) want(traceIdHex(b, s.tid[end]), spanIdHex(b, s.pid[end]));
+      }
+    }
+    // Rounds: the wanted spans of the last, kept wherever they are, and the chains followed on from them.
+    while (next.length !== 0) {
+      this.counts.rounds++;
+      const now = new Set(next);
+      const nowKeys = new Set<number>();
+      for (const k of next) nowKeys.add(spanIdKeyOfHex(k.slice(32)));
+      next = [];
+      for (const x of inputs) {
+        if ('batch' in x) continue;
+        const { scan: s, reader } = x;
+        const b = reader.bytes;
+        for (let i = 0; i < s.n; i++) {
+          if (!nowKeys.has(spanIdKey(b, s.sid[i])) || !now.has(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i])))) continue;
+          if (s.keep[i] === 0) s.keep[i] = 1;
+          if (s.walked[i]) continue; // a walk went on from it already
+          s.walked[i] = 1;
+          if (s.tableMask === 0) indexIds(s, b);
+          const end = walkUp(s, b, i);
+          if (end >= 0) want(traceIdHex(b, s.tid[end]), spanIdHex(b, s.pid[end]));
+        }
+      }
+    }
+    // Pass 3, an input at a time as the caller takes them: the records of one input are let go before
+    // the next is made.
+    const resources = new Map<string, Attributes>();
+    for (let k = 0; k < inputs.length; k++) {
+      const x = inputs[k];
+      inputs[k] = DONE;
+      const spans: SpanRecord[] = [];
+      const logEvents: LogEventRecord[] = [];
+      if ('batch' in x) {
+        for (const sp of x.batch.spans) spans.push(cutSpanRecord(sp, cutResource(resources, sp.resource)));
+        for (const e of x.batch.logEvents) {
+          if (WAIT_EVENTS.has(e.name)) logEvents.push(makeLogEvent(e.traceId, e.spanId, e.name, e.timeUnixNano, eventAttrs(e.attributes) ?? NO_ATTRS, cutResource(resources, e.resource)));
+        }
+      } else {
+        materialize(x.scan, x.reader, spans, resources);
+      }
+      this.counts.spansKept += spans.length;
+      yield { spans, logEvents };
+    }
+    inputs.length = 0;
+  }
+}
+
+/** The resource wait records carry for `res`, one object for alike ones. */
+function cutResource(resources: Map<string, Attributes>, res: Attributes): Attributes {
+  const key = waitResourceKey(res);
+  let cut = resources.get(key);
+  if (cut === undefined) resources.set(key, (cut = waitResource(res) as Attributes));
+  return cut;
+}
+
+/** A decoded span cut as a wait record cuts it: the attributes and events detection reads. */
+function cutSpanRecord(s: SpanRecord, resource: Attributes): SpanRecord {
+  const events: SpanEventRecord[] = [];
+  for (const e of s.events) if (WAIT_EVENTS.has(e.name)) events.push(makeEvent(e.name, e.timeUnixNano, eventAttrs(e.attributes) ?? NO_ATTRS));
+  const attributes = (spanAttrs(s.attributes) as Attributes | undefined) ?? NO_ATTRS;
+  return makeSpan(s.traceId, s.spanId, s.parentSpanId, s.name, s.kind, s.startTimeUnixNano, s.endTimeUnixNano, attributes, resource, events);
 }

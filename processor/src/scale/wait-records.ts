@@ -59,7 +59,8 @@ export interface WaitFilterOptions {
   keptOpen?: (s: SpanRecord) => boolean;
 }
 
-function hasWaitEvent(s: SpanRecord): boolean {
+/** Whether a span has an event of the wait vocabulary. */
+export function hasWaitEvent(s: SpanRecord): boolean {
   for (const e of s.events) if (WAIT_EVENTS.has(e.name)) return true;
   return false;
 }
@@ -134,7 +135,8 @@ export function eventAttrs(a: Attributes): WireAttrs | undefined {
   return out;
 }
 
-function spanAttrs(a: Attributes): WireAttrs | undefined {
+/** The span attributes that travel, of a span's. */
+export function spanAttrs(a: Attributes): WireAttrs | undefined {
   let out: WireAttrs | undefined;
   for (const k of SPAN_ATTRS) {
     const raw = a[k];
