@@ -57,6 +57,18 @@ describe('the wait-record filter', () => {
     expect(selectWaitSpans([root, mid, locker], { keepAncestors: false }).map((s) => s.name)).toEqual(['POST /orders', 'lock row']);
   });
 
+  it('passes a span that a wait log record it passed named, which the filter alone would cut', () => {
+    const waiter = span({ service: 'orders', name: 'work', parent: root, start: 10, end: 20 }); // INTERNAL, its wait only logged
+    const log = { traceId: waiter.traceId, spanId: waiter.spanId, name: 'lock.wait', timeUnixNano: waiter.startTimeUnixNano, attributes: { 'lock.id': 'A' }, resource: waiter.resource };
+    const b = new WaitRecordBuilder();
+    b.add({ spans: [], logEvents: [log] }, 1_000);
+    expect(b.take()?.logEvents).toHaveLength(1);
+    b.add({ spans: [waiter], logEvents: [] }, 2_000);
+    expect(b.take()?.spans.map((s) => s.name)).toEqual(['work']);
+    // Once passed, it is let go: another span of the filter's kind is cut again.
+    expect(b.passedOpenIds(waiter.traceId, waiter.spanId)).toBe(false);
+  });
+
   it('passes the ended version of a span it passed open, which the filter alone would cut', () => {
     const snapshot = span({ service: 'orders', name: 'work', parent: root, start: 10 }); // INTERNAL, no events
     const ended = span({ service: 'orders', name: 'work', parent: root, start: 10, end: 20 });

@@ -10,8 +10,8 @@
  * - it is a CLIENT or SERVER span, or a proxy hop (`component = proxy`, or a configured proxy service);
  * - it is an ancestor, found in the same input message, of an ended span that has wait events (the chain a
  *   hold is handed over along, and the chain a deadlock that a timeout broke is found along);
- * - it is the ended version of a span the builder passed open (a partial snapshot before it): only that
- *   version ends the span in the graph (`WaitRecordBuilder`).
+ * - it is the ended version of a span the builder passed open (a partial snapshot before it), or the span
+ *   of a wait log record it passed: only that version ends the span in the graph (`WaitRecordBuilder`).
  * What is dropped is an ended INTERNAL (or producer/consumer) span with no wait events whose descendants in
  * the same message have none either: in the present view it waits for nothing and holds nothing. The one
  * loss: a hold handed over from an ended span to an open ancestor across such a span that arrived in an
@@ -213,8 +213,9 @@ const OPEN_REMEMBERED = 100_000;
 export class WaitRecordBuilder {
   private readonly filter: WaitFilterOptions;
   /**
-   * The open spans it passed (partial snapshots), by span id, with their trace id: their ended versions
-   * pass too, whatever the filter would say of them, or detection would go on taking them as open. The
+   * The open spans it passed (partial snapshots, and the spans of the wait log records it passed), by span
+   * id, with their trace id: their ended versions pass too, whatever the filter would say of them, or
+   * detection would go on taking them as open. The
    * snapshot and its ended version come through the same builder where both are in one trace's partition
    * (the Collector's `partition_traces_by_id`), or in one process (`waitgraph run`). An ended version that
    * comes before its snapshot is cut; the snapshot, which is older, then shows the span open until it goes
@@ -314,6 +315,9 @@ export class WaitRecordBuilder {
     }
     for (const e of batch.logEvents) {
       if (!WAIT_EVENTS.has(e.name)) continue;
+      // Its span, when it comes, must pass as a span with the event would: detection takes a span it
+      // knows only from log records to be open.
+      this.rememberOpen(e.traceId, e.spanId);
       const rec: WaitRecordLogEvent = { resource: this.resourceOf(e.resource), traceId: e.traceId, spanId: e.spanId, name: e.name, time: e.timeUnixNano };
       const attributes = eventAttrs(e.attributes);
       if (attributes !== undefined) rec.attributes = attributes;
