@@ -8,9 +8,11 @@
  *   cut's scan alone, and analyze as it was before the cut (every span decoded whole);
  * - hidden cycle: 20,000 tasks in chains with one 50-service cycle hidden among them;
  * - memory: peak RSS of a process that builds 1M open tasks the way the processor feeds them (batches of
- *   1,000 spans with their observation time, detect() after each), and the live heap per task. It runs
- *   in a child process, so that the other parts do not count in its peak: once with node's defaults, and
- *   once with the V8 flags `waitgraph run` runs with (bin/v8-flags.js: a larger young generation).
+ *   1,000 spans with their observation time, detect() after each), and the live heap per task: once with
+ *   node's defaults, and once with the V8 flags `waitgraph run` runs with (bin/v8-flags.js: a larger young
+ *   generation).
+ *
+ * Each part runs in a child process of its own (`inChild`), as its command would run.
  *
  * Run one part alone with `npm run bench -- latency|throughput|hidden|memory`.
  */
@@ -230,28 +232,47 @@ function memoryHere(): MemoryFigures {
  * defaults, or with `flags` (those `waitgraph run` runs with: larger semi-spaces, a larger young
  * generation).
  */
-function memory(flags: readonly string[] = []): MemoryFigures {
-  const child = spawnSync(process.execPath, ['--expose-gc', ...flags, '--import', 'tsx', fileURLToPath(import.meta.url), 'memory-child'], {
+/** The parts of the benchmark; each runs in a process of its own. */
+const PARTS = {
+  hidden: () => hiddenCycle(),
+  throughput: () => throughput(),
+  latency: () => [1_000, 100_000, 1_000_000].map((n) => latency(n)),
+  memory: () => memoryHere(),
+};
+type Part = keyof typeof PARTS;
+
+/**
+ * Runs one part in a child process and returns its figures. A process of its own measures a part as its
+ * command runs: the type feedback, the heap and the collector's state another part leaves behind (the
+ * hidden cycle's spans have other shapes than the decoder's) do not slow it, and its peak is its own.
+ */
+function inChild<P extends Part>(part: P, flags: readonly string[] = []): ReturnType<(typeof PARTS)[P]> {
+  const child = spawnSync(process.execPath, ['--expose-gc', ...flags, '--import', 'tsx', fileURLToPath(import.meta.url), part, '--child'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
   });
-  if (child.status !== 0) throw new Error(`the memory child failed (${child.status ?? child.signal})`);
-  return JSON.parse(child.stdout.trim().split('\n').pop()!) as MemoryFigures;
+  if (child.status !== 0) throw new Error(`the ${part} part failed (${child.status ?? child.signal})`);
+  return JSON.parse(child.stdout.trim().split('\n').pop()!) as ReturnType<(typeof PARTS)[P]>;
 }
 
 const only = process.argv[2];
-if (only === 'memory-child') {
-  console.log(JSON.stringify(memoryHere()));
+if (only !== undefined && !(only in PARTS)) {
+  console.error(`engine-bench: unknown part '${only}': one of ${Object.keys(PARTS).join(', ')}`);
+  process.exit(2);
+}
+if (process.argv[3] === '--child') {
+  console.log(JSON.stringify(PARTS[only as Part]()));
   process.exit(0);
 }
 const out: Record<string, unknown> = {};
 if (!only || only === 'hidden') {
-  const h = hiddenCycle();
+  const h = inChild('hidden');
   console.log(`hidden cycle: ${h.tasks} tasks, found ${h.found} deadlock of ${h.cycleTasks} tasks in ${h.seconds} s (target < 2 s)`);
   out.hiddenCycle = h;
 }
 if (!only || only === 'throughput') {
-  const t = throughput();
+  const t = inChild('throughput');
   console.log(
     `throughput: ${t.spans} spans (1 in 10 with wait events): decode alone ${t.decodeSpansPerSec} spans/s, ` +
       `analyze ${t.analyzeSpansPerSec} spans/s, ratio ${t.ratio} (targets >= 100000 spans/s, ratio >= 0.5)`,
@@ -263,18 +284,18 @@ if (!only || only === 'throughput') {
   out.throughput = t;
 }
 if (!only || only === 'latency') {
-  const rows = [1_000, 100_000, 1_000_000].map((n) => latency(n));
+  const rows = inChild('latency');
   for (const r of rows) console.log(`per-event latency at ${r.openTasks} open tasks: median ${r.medianUs} µs, p99 ${r.p99Us} µs`);
   out.latency = rows;
 }
 if (!only || only === 'memory') {
-  const m = memory();
+  const m = inChild('memory');
   console.log(
     `memory: 1M open tasks built in ${m.buildSeconds} s (in the detector), live heap ${m.heapUsedMiB} MiB ` +
       `(${m.bytesPerTask} bytes/task), peak RSS ${m.peakRssMiB} MiB (target < 1024 MiB)`,
   );
   out.memory = m;
-  const r = memory(RUN_V8_FLAGS);
+  const r = inChild('memory', RUN_V8_FLAGS);
   console.log(`memory with the V8 flags of waitgraph run (${RUN_V8_FLAGS.join(' ')}): peak RSS ${r.peakRssMiB} MiB`);
   out.memoryAsRun = { flags: RUN_V8_FLAGS, ...r };
 }
