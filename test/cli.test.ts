@@ -80,8 +80,10 @@ describe('waitgraph analyze', () => {
     for (const file of files) {
       const spans = scenarioSpans(file, 1_763_700_000_000);
       const json = tmp({ 'all.json': tracesJson(spans) });
-      // Reversed: every span comes before its parent, each in a message of its own.
-      const pb = tmp(Object.fromEntries(spans.map((s, i) => [`${String(spans.length - i).padStart(3, '0')}.pb`, tracesProto([s])])));
+      // Reversed: every span comes before its parent, each in a message of its own; a resource attribute
+      // of 8 KiB makes each message large enough to be scanned and cut, not decoded whole.
+      const big = (s: (typeof spans)[number]) => ({ ...s, resource: [...s.resource, { key: 'host.description', value: { stringValue: 'x'.repeat(8192) } }] });
+      const pb = tmp(Object.fromEntries(spans.map((s, i) => [`${String(spans.length - i).padStart(3, '0')}.pb`, tracesProto([big(s)])])));
       const whole = await cli('analyze', '--json', json);
       const split = await cli('analyze', '--json', pb);
       expect(split.stderr).toBe('');

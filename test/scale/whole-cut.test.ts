@@ -155,8 +155,9 @@ function wholeFindings(files: Uint8Array[]): Finding[] {
   return d.findings();
 }
 
+/** Findings through the cut, every protobuf message scanned however small. */
 function cutFindings(files: Uint8Array[]): { findings: Finding[]; cut: WholeInputCut } {
-  const cut = new WholeInputCut();
+  const cut = new WholeInputCut({ wholeBelow: 0 });
   files.forEach((f, i) => {
     const errors: unknown[] = [];
     cut.addBuffer(f, `in${i}`, errors as never);
@@ -196,6 +197,7 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
       { numRuns: 400, seed: 20261122 },
     );
     // The property has something to hold: histories with findings, and inputs the cut made smaller.
+    expect(runs).toBe(400);
     expect(withFindings).toBeGreaterThan(runs / 5);
     expect(cutSome).toBeGreaterThan(runs / 4);
   });
@@ -216,6 +218,27 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
       // The chains run through spans the message filter alone would drop, in other messages.
       expect(cut.counts.rounds).toBeGreaterThan(1);
     }
+  });
+
+  it('decodes a message of a few spans whole, and feeds everything as it came when nothing was scanned', () => {
+    const plans: TaskPlan[] = [{ server: false, named: false, depth: 2, holds: [], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined }];
+    const { spans } = history(plans);
+    const small = tracesProto(spans.map(fixture));
+    const json = Buffer.from(tracesJson(spans.map(fixture)));
+    for (const files of [[small], [json], [small, json]]) {
+      const cut = new WholeInputCut();
+      for (const f of files) cut.addBuffer(f, 'in', []);
+      const batches = [...cut.finish()];
+      // Every span, not cut: the chain spans without wait events and the attributes the engine does not read are there.
+      expect(batches.flatMap((b) => b.spans)).toEqual(files.flatMap((f) => decodeBufferLenient(f, 'in').batch.spans));
+      expect(cut.counts).toEqual({ spansIn: spans.length * files.length, spansKept: spans.length * files.length, rounds: 0 });
+    }
+    // Scanned, the same message is cut: the chain's spans go.
+    const cut = new WholeInputCut({ wholeBelow: small.length });
+    cut.addBuffer(small, 'in', []);
+    const kept = [...cut.finish()].flatMap((b) => b.spans);
+    expect(kept.map((s) => s.name)).toEqual(['t0', 't0-wait']);
+    expect(kept[0].attributes).toEqual({ 'span.partial': true });
   });
 
   it('keeps a minority of a realistic workload and every span with wait events', () => {

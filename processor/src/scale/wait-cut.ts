@@ -21,7 +21,7 @@
  */
 import { ATTR, PROXY_COMPONENT } from '../../../schemas/index.js';
 import { DecodeContext } from '../decode/context.js';
-import { readEvent, readKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
+import { decodeProtoInto, readEvent, readKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
 import { ProtoReader } from '../decode/proto-reader.js';
 import type { DecodeError } from '../decode/decode-error.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
@@ -53,7 +53,7 @@ const SLOT_KEYS = SPAN_ATTRS.map((k) => Buffer.from(k, 'utf8'));
 const ABSENT = Symbol('absent');
 
 /** What pass 1 keeps of the spans of one message: one entry per span. The run path reuses one from message to message. */
-export class Scan {
+class Scan {
   n = 0;
   cap = 0;
   /** Where the span's fields are: the trace id, the span id, the parent id (-1: none, or all zeros), the name's length prefix (-1: none). */
@@ -80,6 +80,11 @@ export class Scan {
   /** 1: an ancestor walk went through it. */
   walked = new Uint8Array(0);
 
+  /** With room for `cap` spans to begin with. */
+  constructor(cap = 0) {
+    if (cap > 0) this.grow(cap);
+  }
+
   reset(): void {
     this.n = 0;
     // Let go of what the last message's spans held.
@@ -95,10 +100,15 @@ export class Scan {
     return i;
   }
 
+  /** Lets go of the room past its spans, where that is most of it (a scan kept for later). */
+  trim(): void {
+    if (this.cap > 2 * this.n) this.grow(this.n);
+  }
+
   private grow(cap: number): void {
     const more = <T extends Int32Array | Uint8Array | Float64Array>(a: T, make: (n: number) => T): T => {
       const b = make(cap);
-      b.set(a);
+      b.set(a.subarray(0, cap));
       return b;
     };
     this.tid = more(this.tid, (n) => new Int32Array(n));
@@ -415,6 +425,11 @@ export interface WholeInputCounts {
 type WholeInput = { scan: Scan; reader: ProtoReader } | { batch: DecodedBatch };
 
 const NO_IDS: readonly string[] = [];
+/**
+ * OTLP protobuf trace messages smaller than this many bytes are decoded whole (and fed whole) by
+ * `WholeInputCut`: a scan kept until the end costs a message more than a few decoded spans do.
+ */
+const WHOLE_BELOW = 8 << 10;
 /** An input whose records were made. */
 const DONE: WholeInput = { batch: { spans: [], logEvents: [] } };
 /** The key of a span: its trace id and span id. */
@@ -426,22 +441,30 @@ const idKey = (traceId: string, spanId: string): string => traceId + spanId;
  * spans of a trace are spread over and in whatever order.
  *
  * OTLP protobuf trace messages are scanned (pass 1) as they come and kept as facts; other inputs (OTLP JSON,
- * Jaeger JSON, log records) are decoded whole. `finish` then decides what to keep with the whole input in
+ * Jaeger JSON, log records), and protobuf messages of a few spans, are decoded whole. `finish` then decides what to keep with the whole input in
  * view, where the per-message filter can not:
  * - every version of a span of which some version is open (a snapshot and its ended version, in any order);
  * - the ancestors of an ended span with wait events, followed from message to message until the chain ends
  *   (rounds: each looks in every message for the spans the last one found missing);
  * - the span a wait log record names, and its ancestors, as the span's own wait events would.
  * Every span that is fed is cut alike, as wait records cut it (the attributes and events detection reads),
- * so the engine's choice among versions is the same whichever format a version came in.
+ * so the engine's choice among versions is the same whichever format a version came in. When nothing was
+ * scanned, everything is fed as it came.
  */
 export class WholeInputCut {
   private readonly inputs: WholeInput[] = [];
   private readonly proxies: ReadonlySet<string> | undefined;
   readonly counts: WholeInputCounts = { spansIn: 0, spansKept: 0, rounds: 0 };
 
-  constructor(options: { proxyServices?: readonly string[] } = {}) {
+  private readonly wholeBelow: number;
+
+  /**
+   * @param options.proxyServices as `WaitFilterOptions.proxyServices`
+   * @param options.wholeBelow protobuf trace messages of fewer bytes are decoded whole (default 8 KiB)
+   */
+  constructor(options: { proxyServices?: readonly string[]; wholeBelow?: number } = {}) {
     this.proxies = options.proxyServices?.length ? new Set(options.proxyServices) : undefined;
+    this.wholeBelow = options.wholeBelow ?? WHOLE_BELOW;
   }
 
   /**
@@ -450,12 +473,21 @@ export class WholeInputCut {
    */
   addBuffer(buf: Uint8Array, name: string, errors: DecodeError[]): void {
     const ctx = new DecodeContext(name, errors);
-    ctx.tracesProto = (bytes, origin) => {
-      const scan = new Scan();
+    const tracesProto = (ctx.tracesProto = (bytes, origin) => {
+      if (bytes.length < this.wholeBelow) {
+        // A message of a few spans costs less decoded whole than kept as a scan.
+        ctx.tracesProto = undefined;
+        decodeProtoInto(ctx, bytes, origin, 'traces');
+        ctx.tracesProto = tracesProto;
+        return;
+      }
+      // Room for spans of 256 bytes, about half the size of a span of the benchmark workload.
+      const scan = new Scan(Math.max(16, bytes.length >> 8));
       const reader = scanInto(scan, bytes, ctx, origin);
+      scan.trim();
       this.counts.spansIn += scan.n;
       this.inputs.push({ scan, reader });
-    };
+    });
     decodeBufferInto(ctx, buf);
     this.addDecoded(ctx.batch());
   }
@@ -470,6 +502,17 @@ export class WholeInputCut {
   /** Passes 2 and 3: the input, cut, a batch an input in input order (made as they are taken). */
   *finish(): Generator<DecodedBatch, void, undefined> {
     const inputs = this.inputs;
+    if (!inputs.some((x) => 'scan' in x)) {
+      // Nothing was scanned: all of it is fed, as it came.
+      for (let k = 0; k < inputs.length; k++) {
+        const x = inputs[k] as { batch: DecodedBatch };
+        inputs[k] = DONE;
+        this.counts.spansKept += x.batch.spans.length;
+        yield x.batch;
+      }
+      inputs.length = 0;
+      return;
+    }
     // The ids of open versions, with a numeric first test by span id.
     const open = new Set<string>();
     const openKeys = new Set<number>();
