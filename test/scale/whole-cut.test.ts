@@ -220,6 +220,22 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
     }
   });
 
+  it('follows a chain past a span of another trace with the same id in the same message', () => {
+    const plans: TaskPlan[] = [
+      { server: false, named: true, depth: 1, holds: [{ lock: 'A', deep: true, viaLog: false, released: false, shared: false }], wait: 'B', waitViaLog: false, ends: false, timedOut: undefined },
+      { server: false, named: true, depth: 0, holds: [{ lock: 'B', deep: false, viaLog: false, released: false, shared: false }], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined },
+    ];
+    const { spans } = history(plans);
+    const via = spans.find((x) => x.name === 't0-via0')!;
+    const other = spans.find((x) => x.name === 't1')!;
+    // Ended, no wait events, in t1's trace, with the span id of t0's chain span: the message's table of ids holds this one.
+    const twin: SpanRecord = { ...other, spanId: via.spanId, parentSpanId: other.spanId, name: 'twin', endTimeUnixNano: other.startTimeUnixNano + 1e6, events: [], attributes: {} };
+    const files = [tracesProto([...spans, twin].map(fixture))];
+    const expected = wholeFindings(files);
+    expect(expected.map((f) => [f.kind, f.state, f.resources])).toEqual([['deadlock', 'active', ['A', 'B']]]);
+    expect(cutFindings(files).findings).toEqual(expected);
+  });
+
   it('decodes a message of a few spans whole, and feeds everything as it came when nothing was scanned', () => {
     const plans: TaskPlan[] = [{ server: false, named: false, depth: 2, holds: [], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined }];
     const { spans } = history(plans);

@@ -282,8 +282,8 @@ function slotFor(s: Scan, b: Uint8Array, p: number): number {
 
 /**
  * Pass 2, second half: from span `i` up its ancestors in the message (`indexIds` first), each kept; stops
- * at one walked before (`s.walked`), or another trace's. Returns the last span reached when its parent is
- * not in the message, else -1.
+ * at one walked before (`s.walked`). Returns the last span reached when its parent is not in the message
+ * (nor the message's span of that id of its trace), else -1.
  */
 function walkUp(s: Scan, b: Uint8Array, i: number): number {
   let cur = i;
@@ -291,8 +291,9 @@ function walkUp(s: Scan, b: Uint8Array, i: number): number {
     const p = s.pid[cur];
     if (p < 0) return -1;
     const j = s.table[slotFor(s, b, p)] - 1;
-    if (j < 0) return cur;
-    if (s.walked[j] || !sameTrace(b, s.tid[j], s.tid[cur])) return -1;
+    // Not in the message; or the span there of that id is of another trace (ids may repeat across traces).
+    if (j < 0 || !sameTrace(b, s.tid[j], s.tid[cur])) return cur;
+    if (s.walked[j]) return -1;
     s.walked[j] = 1;
     if (!s.keep[j]) s.keep[j] = 1;
     cur = j;
@@ -441,8 +442,8 @@ const idKey = (traceId: string, spanId: string): string => traceId + spanId;
  * spans of a trace are spread over and in whatever order.
  *
  * OTLP protobuf trace messages are scanned (pass 1) as they come and kept as facts; other inputs (OTLP JSON,
- * Jaeger JSON, log records), and protobuf messages of a few spans, are decoded whole. `finish` then decides what to keep with the whole input in
- * view, where the per-message filter can not:
+ * Jaeger JSON, log records), and protobuf messages of a few spans, are decoded whole. `finish` then decides
+ * what to keep with the whole input in view, where the per-message filter can not:
  * - every version of a span of which some version is open (a snapshot and its ended version, in any order);
  * - the ancestors of an ended span with wait events, followed from message to message until the chain ends
  *   (rounds: each looks in every message for the spans the last one found missing);
@@ -454,9 +455,8 @@ const idKey = (traceId: string, spanId: string): string => traceId + spanId;
 export class WholeInputCut {
   private readonly inputs: WholeInput[] = [];
   private readonly proxies: ReadonlySet<string> | undefined;
-  readonly counts: WholeInputCounts = { spansIn: 0, spansKept: 0, rounds: 0 };
-
   private readonly wholeBelow: number;
+  readonly counts: WholeInputCounts = { spansIn: 0, spansKept: 0, rounds: 0 };
 
   /**
    * @param options.proxyServices as `WaitFilterOptions.proxyServices`
@@ -532,11 +532,14 @@ export class WholeInputCut {
     const wanted = new Set<string>();
     let next: string[] = [];
     const want = (traceId: string, spanId: string): void => {
-      const k = idKey(traceId, spanId);
-      if (wanted.has(k)) return;
-      wanted.add(k);
-      next.push(k);
-      for (const p of decodedParents.get(k) ?? NO_IDS) want(traceId, p);
+      const todo = [spanId];
+      for (let id = todo.pop(); id !== undefined; id = todo.pop()) {
+        const k = idKey(traceId, id);
+        if (wanted.has(k)) continue;
+        wanted.add(k);
+        next.push(k);
+        for (const p of decodedParents.get(k) ?? NO_IDS) todo.push(p);
+      }
     };
     for (const x of inputs) {
       if ('batch' in x) {
