@@ -46,15 +46,37 @@ describe('the wait-record filter', () => {
   const hop = span({ service: 'mesh', name: 'egress', parent: root, start: 11, end: 12, attrs: { component: 'proxy' } });
   const sidecar = span({ service: 'envoy', name: 'ingress', parent: root, start: 11, end: 12 });
 
-  it('keeps spans with wait events, open spans, CLIENT and SERVER spans and proxy hops, and drops the rest', () => {
-    const kept = selectWaitSpans([root, plain, call, open, hop, sidecar], { proxyServices: ['envoy'] });
-    expect(kept.map((s) => s.name)).toEqual(['POST /orders', 'GET /stock', 'work', 'egress', 'ingress']);
-    expect(selectWaitSpans([plain, sidecar]).map((s) => s.name)).toEqual([]);
+  it('keeps spans with wait events, open spans, retry attempts and proxy hops, and drops the rest: ended spans of any kind without wait events', () => {
+    const retry = span({ service: 'orders', name: 'GET /stock', parent: root, kind: SpanKind.CLIENT, start: 8, end: 9, attrs: { 'http.request.resend_count': 1 } });
+    const kept = selectWaitSpans([root, plain, call, retry, open, hop, sidecar], { proxyServices: ['envoy'] });
+    expect(kept.map((s) => `${s.name}${s.attributes['http.request.resend_count'] ? ' (retry)' : ''}`)).toEqual(['GET /stock (retry)', 'work', 'egress', 'ingress']);
+    expect(selectWaitSpans([plain, sidecar, root, call]).map((s) => s.name)).toEqual([]);
   });
 
   it('keeps the in-message ancestors of an ended span with wait events, the chain a hold is handed along', () => {
     expect(selectWaitSpans([root, mid, locker, plain]).map((s) => s.name)).toEqual(['POST /orders', 'reserve', 'lock row']);
-    expect(selectWaitSpans([root, mid, locker], { keepAncestors: false }).map((s) => s.name)).toEqual(['POST /orders', 'lock row']);
+    expect(selectWaitSpans([root, mid, locker], { keepAncestors: false }).map((s) => s.name)).toEqual(['lock row']);
+  });
+
+  it('follows the chain into later messages: the ancestors of a span with wait events that come after it pass', () => {
+    const names = (b: WaitRecordBuilder) => b.take()?.spans.map((s) => s.name) ?? [];
+    const b = new WaitRecordBuilder();
+    // Spans end before their parents and are exported first: the chain comes from the bottom up.
+    b.add({ spans: [locker, plain], logEvents: [] }, 1_000);
+    expect(names(b)).toEqual(['lock row']);
+    expect(b.wantsIds(mid.traceId, mid.spanId)).toBe(true);
+    b.add({ spans: [mid], logEvents: [] }, 2_000);
+    expect(names(b)).toEqual(['reserve']);
+    b.add({ spans: [plain, root], logEvents: [] }, 3_000);
+    expect(names(b)).toEqual(['POST /orders']);
+    // Each passed once: a version that comes again is cut, as the filter alone would.
+    expect([b.wantsIds(mid.traceId, mid.spanId), b.wantsIds(root.traceId, root.spanId)]).toEqual([false, false]);
+    b.add({ spans: [root, mid], logEvents: [] }, 4_000);
+    expect(names(b)).toEqual([]);
+    // Without ancestors, no walk looks for any.
+    const flat = new WaitRecordBuilder({ keepAncestors: false });
+    flat.add({ spans: [locker], logEvents: [] }, 1_000);
+    expect(flat.wantsIds(mid.traceId, mid.spanId)).toBe(false);
   });
 
   it('passes a span that a wait log record it passed named, which the filter alone would cut', () => {

@@ -34,6 +34,14 @@ interface TaskPlan {
   ends: boolean;
   /** A wait that timed out in an ended span below the chain (a deadlock broken in the past). */
   timedOut: string | undefined;
+  /** The chain is of calls: CLIENT and SERVER spans by turns, not INTERNAL ones. */
+  rpc: boolean;
+  /**
+   * Retried calls: a first attempt (no resend count) whose SERVER span still holds lock R and waits for
+   * `serverWaits`, and a second (resend count 1) whose SERVER span waits for R while it is open; each
+   * attempt open or ended.
+   */
+  retry: { firstEnded: boolean; secondEnded: boolean; serverWaits: string } | undefined;
 }
 
 const taskPlan: fc.Arbitrary<TaskPlan> = fc.record({
@@ -48,6 +56,8 @@ const taskPlan: fc.Arbitrary<TaskPlan> = fc.record({
   waitViaLog: fc.boolean(),
   ends: fc.boolean(),
   timedOut: fc.option(fc.constantFrom(...LOCKS), { nil: undefined }),
+  rpc: fc.boolean(),
+  retry: fc.option(fc.record({ firstEnded: fc.boolean(), secondEnded: fc.boolean(), serverWaits: fc.constantFrom(...LOCKS) }), { nil: undefined, freq: 3 }),
 });
 
 interface History {
@@ -69,8 +79,19 @@ function history(plans: TaskPlan[]): History {
     // The chain: ended spans with no wait events (one with an event of another vocabulary).
     let bottom = root;
     for (let d = 0; d < p.depth; d++) {
-      bottom = span({ service, name: `${id}-via${d}`, parent: bottom, start: 1 + d, end: 40 - d, events: d === 1 ? [[2, 'exception']] : [] });
+      const kind = !p.rpc ? SpanKind.INTERNAL : d % 2 === 0 ? SpanKind.CLIENT : SpanKind.SERVER;
+      bottom = span({ service, name: `${id}-via${d}`, parent: bottom, kind, start: 1 + d, end: 40 - d, events: d === 1 ? [[2, 'exception']] : [] });
       spans.push(bottom);
+    }
+    if (p.retry !== undefined) {
+      const r = p.retry;
+      const first = span({ service, name: `${id}-call`, parent: root, kind: SpanKind.CLIENT, start: 3, end: r.firstEnded ? 25 : undefined });
+      const server0 = span({ service: 'stock', name: `${id}-serve0`, parent: first, kind: SpanKind.SERVER, start: 4, events: [[4, 'lock.acquire', lock('R')], [6, 'lock.wait', lock(r.serverWaits)]] });
+      const again = span({ service, name: `${id}-call`, parent: root, kind: SpanKind.CLIENT, start: 26, end: r.secondEnded ? 35 : undefined, attrs: { 'http.request.resend_count': 1 } });
+      const second = { ...again, spanId: again.spanId.slice(0, 15) + (again.spanId[15] === '0' ? '1' : '0') };
+      // A second attempt that ended went through: its server waited for nothing.
+      const server1 = span({ service: 'stock', name: `${id}-serve1`, parent: second, kind: SpanKind.SERVER, start: 27, end: r.secondEnded ? 34 : undefined, events: r.secondEnded ? [] : [[27, 'lock.wait', lock('R')]] });
+      spans.push(first, server0, second, server1);
     }
     p.holds.forEach((h, k) => {
       const ev: Ev = [10 + k, 'lock.acquire', lock(h.lock, h.shared ? 'shared' : 'exclusive')];
@@ -172,6 +193,7 @@ function cutFindings(files: Uint8Array[]): { findings: Finding[]; cut: WholeInpu
 describe('the cut of a whole input (waitgraph analyze)', () => {
   it('gives the findings of every span, however the spans are spread over messages and formats, in any order', () => {
     let withFindings = 0;
+    let throughRetries = 0;
     let cutSome = 0;
     let runs = 0;
     fc.assert(
@@ -191,6 +213,7 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
           expect(JSON.stringify(findings, null, 1)).toBe(JSON.stringify(expected, null, 1));
           runs++;
           if (expected.length) withFindings++;
+          if (JSON.stringify(expected).includes('-serve1')) throughRetries++;
           if (cut.counts.spansKept < cut.counts.spansIn) cutSome++;
         },
       ),
@@ -200,12 +223,13 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
     expect(runs).toBe(400);
     expect(withFindings).toBeGreaterThan(runs / 5);
     expect(cutSome).toBeGreaterThan(runs / 4);
+    expect(throughRetries).toBeGreaterThan(runs / 10);
   });
 
   it('follows an ancestor chain through messages that come in any order, one span a message', () => {
     const plans: TaskPlan[] = [
-      { server: false, named: true, depth: 3, holds: [{ lock: 'A', deep: true, viaLog: false, released: false, shared: false }], wait: 'B', waitViaLog: false, ends: false, timedOut: undefined },
-      { server: true, named: false, depth: 2, holds: [{ lock: 'B', deep: true, viaLog: true, released: false, shared: false }], wait: 'A', waitViaLog: true, ends: false, timedOut: undefined },
+      { server: false, named: true, depth: 3, holds: [{ lock: 'A', deep: true, viaLog: false, released: false, shared: false }], wait: 'B', waitViaLog: false, ends: false, timedOut: undefined, rpc: false, retry: undefined },
+      { server: true, named: false, depth: 2, holds: [{ lock: 'B', deep: true, viaLog: true, released: false, shared: false }], wait: 'A', waitViaLog: true, ends: false, timedOut: undefined, rpc: true, retry: undefined },
     ];
     const h = history(plans);
     const one = h.spans.map((s) => tracesProto([fixture(s)]));
@@ -222,8 +246,8 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
 
   it('follows a chain past a span of another trace with the same id in the same message', () => {
     const plans: TaskPlan[] = [
-      { server: false, named: true, depth: 1, holds: [{ lock: 'A', deep: true, viaLog: false, released: false, shared: false }], wait: 'B', waitViaLog: false, ends: false, timedOut: undefined },
-      { server: false, named: true, depth: 0, holds: [{ lock: 'B', deep: false, viaLog: false, released: false, shared: false }], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined },
+      { server: false, named: true, depth: 1, holds: [{ lock: 'A', deep: true, viaLog: false, released: false, shared: false }], wait: 'B', waitViaLog: false, ends: false, timedOut: undefined, rpc: false, retry: undefined },
+      { server: false, named: true, depth: 0, holds: [{ lock: 'B', deep: false, viaLog: false, released: false, shared: false }], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined, rpc: false, retry: undefined },
     ];
     const { spans } = history(plans);
     const via = spans.find((x) => x.name === 't0-via0')!;
@@ -237,7 +261,7 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
   });
 
   it('decodes a message of a few spans whole, and feeds everything as it came when nothing was scanned', () => {
-    const plans: TaskPlan[] = [{ server: false, named: false, depth: 2, holds: [], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined }];
+    const plans: TaskPlan[] = [{ server: false, named: false, depth: 2, holds: [], wait: 'A', waitViaLog: false, ends: false, timedOut: undefined, rpc: false, retry: undefined }];
     const { spans } = history(plans);
     const small = tracesProto(spans.map(fixture));
     const json = Buffer.from(tracesJson(spans.map(fixture)));

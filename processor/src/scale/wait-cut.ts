@@ -27,7 +27,6 @@ import type { DecodeError } from '../decode/decode-error.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import { decodeBufferInto } from '../decode/sniff.js';
 import type { AttrValue, Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanKind, SpanRecord } from '../model/span.js';
-import { SpanKind as Kind } from '../model/span.js';
 import {
   eventAttrs,
   hasWaitEvent,
@@ -47,6 +46,7 @@ import {
 
 const SLOTS = SPAN_ATTRS.length;
 const COMPONENT_SLOT = SPAN_ATTRS.indexOf(ATTR.COMPONENT);
+const RESEND_SLOT = SPAN_ATTRS.indexOf(ATTR.HTTP_RESEND_COUNT);
 /** The kept span attribute keys as UTF-8 bytes, to be matched without decoding every key. */
 const SLOT_KEYS = SPAN_ATTRS.map((k) => Buffer.from(k, 'utf8'));
 /** An attribute slot with no value read. */
@@ -231,28 +231,31 @@ function sameSpan(b: Uint8Array, p: number, q: number): boolean {
 }
 
 /**
- * Pass 2, first half: what the filter of `selectWaitSpans` keeps of each span by its own facts, into
- * `s.keep` (1 kept, 2 kept and its ancestors too); `keptOpen` tells of a span the filter alone drops
- * whether another version of it was kept open. Returns whether any span keeps its ancestors.
+ * Pass 2, first half: what the filter of `selectWaitSpans` keeps of each span, into `s.keep` (1 kept, 2 kept
+ * and its ancestors too). `remembered` says what the memory of earlier messages makes of a span: 1 kept (a
+ * version of it was kept open), 2 kept with its ancestors (an earlier walk looked for it), or 0; it is asked
+ * of a span the filter drops by its own facts for the first, of every span for the second. Returns whether
+ * any span keeps its ancestors.
  */
-function classify(s: Scan, b: Uint8Array, proxies: ReadonlySet<string> | undefined, keptOpen: (i: number) => boolean): boolean {
+function classify(s: Scan, proxies: ReadonlySet<string> | undefined, remembered: (i: number, keptByFacts: boolean) => number): boolean {
   const n = s.n;
   const keep = s.keep;
   let chains = false;
   for (let i = 0; i < n; i++) {
     const waits = s.waits[i] === 1;
-    const kind = s.kind[i];
     const ended = s.stop[i] !== 0;
-    let kept =
+    const kept =
       waits ||
       !ended ||
-      kind === Kind.SERVER ||
-      kind === Kind.CLIENT ||
+      s.attrs[i * SLOTS + RESEND_SLOT] !== ABSENT ||
       s.attrs[i * SLOTS + COMPONENT_SLOT] === PROXY_COMPONENT ||
       (proxies !== undefined && proxies.has(s.resource[i][ATTR.SERVICE_NAME] as string));
-    if (!kept) kept = keptOpen(i);
-    keep[i] = !kept ? 0 : waits && ended && s.pid[i] >= 0 ? 2 : 1;
-    if (keep[i] === 2) chains = true;
+    let k = kept ? (waits && ended && s.pid[i] >= 0 ? 2 : 1) : 0;
+    const m = remembered(i, kept);
+    if (m === 2) k = s.pid[i] >= 0 ? 2 : 1;
+    else if (m === 1 && k === 0) k = 1;
+    keep[i] = k;
+    if (k === 2) chains = true;
   }
   return chains;
 }
@@ -300,15 +303,26 @@ function walkUp(s: Scan, b: Uint8Array, i: number): number {
   }
 }
 
-/** Pass 2 of the run path: the filter of `selectWaitSpans`, on the facts of pass 1, into `s.keep`. */
+/**
+ * Pass 2 of the run path: the filter of `selectWaitSpans`, on the facts of pass 1, into `s.keep`, with the
+ * builder's memory of the open spans it passed and of the ancestors its walks looked for; a walk that leaves
+ * the message adds to the latter.
+ */
 function select(s: Scan, b: Uint8Array, builder: WaitRecordBuilder): void {
-  const chains = classify(s, b, builder.proxies, (i) =>
-    builder.mayHavePassedOpen(spanIdKey(b, s.sid[i])) ? builder.passedOpenIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i])) : false,
-  );
+  const chains = classify(s, builder.proxies, (i, keptByFacts) => {
+    const key = spanIdKey(b, s.sid[i]);
+    if (builder.mayWant(key) && builder.wantsIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 2;
+    if (!keptByFacts && builder.mayHavePassedOpen(key) && builder.passedOpenIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 1;
+    return 0;
+  });
   if (!chains || !builder.keepAncestors) return;
   indexIds(s, b);
   s.walked.fill(0, 0, s.n);
-  for (let i = 0; i < s.n; i++) if (s.keep[i] === 2) walkUp(s, b, i);
+  for (let i = 0; i < s.n; i++) {
+    if (s.keep[i] !== 2) continue;
+    const end = walkUp(s, b, i);
+    if (end >= 0) builder.want(traceIdHex(b, s.tid[end]), spanIdHex(b, s.pid[end]));
+  }
 }
 
 /** Pass 1 of one message into `s`: errors go to `ctx` (thrown in strict mode, else collected, the spans before kept). */
@@ -328,10 +342,10 @@ function scanInto(s: Scan, bytes: Uint8Array, ctx: DecodeContext, origin: number
 
 /**
  * Pass 3: the kept spans of `s` made into records, with the resources wait records carry (one object for
- * alike ones, the spans of a message mostly sharing the last one). `onEnded` hears of each kept span that
- * ended, by index, before its record is made.
+ * alike ones, the spans of a message mostly sharing the last one). `onKept` hears of each kept span before
+ * its record is made.
  */
-function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Map<string, Attributes>, onEnded?: (i: number, traceId: string, spanId: string) => void): number {
+function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Map<string, Attributes>, onKept?: (traceId: string, spanId: string, ended: boolean) => void): number {
   const b = r.bytes;
   const n = s.n;
   let lastResource: Attributes | undefined;
@@ -348,7 +362,7 @@ function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Ma
     const spanId = spanIdHex(b, s.sid[i]);
     const parentSpanId = s.pid[i] >= 0 ? spanIdHex(b, s.pid[i]) : undefined;
     const stop = s.stop[i];
-    if (stop !== 0 && onEnded !== undefined) onEnded(i, traceId, spanId);
+    if (onKept !== undefined) onKept(traceId, spanId, stop !== 0);
     const events: SpanEventRecord[] = [];
     const all = s.events[i];
     if (all !== undefined) {
@@ -404,9 +418,7 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
   }
   select(s, b, builder);
   const spans: SpanRecord[] = [];
-  const waitEvents = materialize(s, r, spans, new Map(), (i, traceId, spanId) => {
-    if (builder.mayHavePassedOpen(spanIdKey(b, s.sid[i])) && builder.passedOpenIds(traceId, spanId)) builder.endOpen(spanId);
-  });
+  const waitEvents = materialize(s, r, spans, new Map(), (traceId, spanId, ended) => builder.passed(traceId, spanId, ended));
   c.spansKept += spans.length;
   c.eventsKept += waitEvents;
   return { spans, spansIn: n, waitEvents };
@@ -567,7 +579,9 @@ export class WholeInputCut {
       }
       const { scan: s, reader } = x;
       const b = reader.bytes;
-      const chains = classify(s, b, this.proxies, (i) => openKeys.has(spanIdKey(b, s.sid[i])) && open.has(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))));
+      const chains = classify(s, this.proxies, (i, keptByFacts) =>
+        !keptByFacts && openKeys.has(spanIdKey(b, s.sid[i])) && open.has(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) ? 1 : 0,
+      );
       s.walked.fill(0, 0, s.n);
       s.tableMask = 0;
       if (!chains) continue;

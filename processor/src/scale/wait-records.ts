@@ -3,19 +3,24 @@
  * `waitgraph.waits` topic (`schemas/src/wait-record.ts`).
  *
  * The filter. Detection reads a span for its wait events, for being open (an open span waits for its open
- * children), and as a link: a SERVER span under a CLIENT span's `rpc.wait`, a proxy hop, an ancestor that
- * inherits the holds of an ended child. So a span is kept when any of these holds:
+ * children, a CLIENT span for its SERVER span), and as a link: a retry attempt (the caller waits only for
+ * the newest), a proxy hop, an ancestor that inherits the holds of an ended child. An ended span with no
+ * wait events, of any kind, waits for nothing and holds nothing in the present view: a caller no longer
+ * waits for a SERVER span that ended, and a wait on a span detection has not seen is no requirement. So a
+ * span is kept when any of these holds:
  * - it has an event of the wait vocabulary;
  * - it is open (a partial snapshot);
- * - it is a CLIENT or SERVER span, or a proxy hop (`component = proxy`, or a configured proxy service);
- * - it is an ancestor, found in the same input message, of an ended span that has wait events (the chain a
- *   hold is handed over along, and the chain a deadlock that a timeout broke is found along);
+ * - it is a retry attempt (`http.request.resend_count`) or a proxy hop (`component = proxy`, or a
+ *   configured proxy service);
+ * - it is an ancestor of an ended span that has wait events (the chain a hold is handed over along, and the
+ *   chain a deadlock that a timeout broke is found along): found in the same input message, or in a later
+ *   one, as the builder remembers the ancestors a walk did not find in its message (spans end before their
+ *   parents and are most often exported first);
  * - it is the ended version of a span the builder passed open (a partial snapshot before it), or the span
  *   of a wait log record it passed: only that version ends the span in the graph (`WaitRecordBuilder`).
- * What is dropped is an ended INTERNAL (or producer/consumer) span with no wait events whose descendants in
- * the same message have none either: in the present view it waits for nothing and holds nothing. The one
- * loss: a hold handed over from an ended span to an open ancestor across such a span that arrived in an
- * earlier message stays with the ended span (see docs/architecture.md).
+ * The loss: an ancestor that came in an earlier message than the span with wait events below it (or to
+ * another decode instance) is cut, and a hold handed over across it stays with the ended span (see
+ * docs/architecture.md). `waitgraph analyze` has the whole input in view and loses nothing (`WholeInputCut`).
  *
  * The cut. Of a kept span only the fields the engine reads travel: ids, parent, name, kind, times, service
  * and instance, the task attributes, and the wait-vocabulary events with their vocabulary attributes.
@@ -36,7 +41,6 @@ import {
 import { DecodeError } from '../decode/decode-error.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import type { AttrValue, Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanRecord } from '../model/span.js';
-import { SpanKind } from '../model/span.js';
 
 export const WAIT_EVENTS: ReadonlySet<string> = new Set(EVENT_NAMES);
 /** Event attributes that travel: the vocabulary's. */
@@ -57,6 +61,13 @@ export interface WaitFilterOptions {
    * the span as open, and only its ended version ends it there. Default: none.
    */
   keptOpen?: (s: SpanRecord) => boolean;
+  /**
+   * Keep a span that this says an ancestor walk of an earlier message looked for (`onChainEnd`), and walk
+   * on from it: the chain of a span with wait events that came before its ancestors. Default: none.
+   */
+  wanted?: (s: SpanRecord) => boolean;
+  /** Hears where an ancestor walk left the message: the trace and span id of the parent it did not find. */
+  onChainEnd?: (traceId: string, parentSpanId: string) => void;
 }
 
 /** Whether a span has an event of the wait vocabulary. */
@@ -80,14 +91,14 @@ export function selectWaitSpans(spans: readonly SpanRecord[], options: WaitFilte
       waits ||
       s.endTimeUnixNano === 0 ||
       (options.keptOpen !== undefined && options.keptOpen(s)) ||
-      s.kind === SpanKind.SERVER ||
-      s.kind === SpanKind.CLIENT ||
+      s.attributes[ATTR.HTTP_RESEND_COUNT] !== undefined ||
       s.attributes[ATTR.COMPONENT] === PROXY_COMPONENT ||
       (proxies !== undefined && proxies.has(s.resource[ATTR.SERVICE_NAME] as string))
     ) {
       keep[i] = waits && s.endTimeUnixNano > 0 && s.parentSpanId !== undefined ? 2 : 1;
-      if (keep[i] === 2) chains = true;
     }
+    if (options.wanted !== undefined && options.wanted(s)) keep[i] = s.parentSpanId !== undefined ? 2 : 1;
+    if (keep[i] === 2) chains = true;
   }
   if (chains && (options.keepAncestors ?? true)) {
     const index = new Map<string, number>();
@@ -97,8 +108,14 @@ export function selectWaitSpans(spans: readonly SpanRecord[], options: WaitFilte
       if (keep[i] !== 2) continue;
       let cur = spans[i];
       for (;;) {
-        const j = cur.parentSpanId === undefined ? undefined : index.get(cur.parentSpanId);
-        if (j === undefined || walked[j] || spans[j].traceId !== cur.traceId) break;
+        if (cur.parentSpanId === undefined) break;
+        const j = index.get(cur.parentSpanId);
+        // Not in the message (nor the message's span of that id of this trace): a later message may bring it.
+        if (j === undefined || spans[j].traceId !== cur.traceId) {
+          options.onChainEnd?.(cur.traceId, cur.parentSpanId);
+          break;
+        }
+        if (walked[j]) break;
         walked[j] = 1;
         if (!keep[j]) keep[j] = 1;
         cur = spans[j];
@@ -200,11 +217,47 @@ export function spanIdKeyOfHex(hex: string): number {
 }
 
 /**
- * How many open spans a builder remembers having passed (see `WaitRecordBuilder.open`). Past that, the
- * oldest are let go: if one of them ends after all, its ended version may be cut, and detection then sees
- * it open until it goes stale (`--stale-after`), as it would a span whose emitter stopped.
+ * How many spans a builder remembers of each kind (see `WaitRecordBuilder.open` and `wanted`). Past that,
+ * the oldest are let go: if an open one ends after all, its ended version may be cut, and detection then
+ * sees it open until it goes stale (`--stale-after`), as it would a span whose emitter stopped; if a wanted
+ * one comes after all, it is cut as though its descendant's wait events were in no message of its own.
  */
-const OPEN_REMEMBERED = 100_000;
+const REMEMBERED = 100_000;
+
+/** Span ids with their trace ids, the oldest let go past `REMEMBERED`, with a numeric first test. */
+class SpanMemory {
+  private readonly ids = new Map<string, string>();
+  /** How many span ids have each `spanIdKey`: a cheap first test, before any id is made a string. */
+  private readonly keys = new Map<number, number>();
+
+  has(traceId: string, spanId: string): boolean {
+    return this.ids.size !== 0 && this.ids.get(spanId) === traceId;
+  }
+
+  /** False when it certainly holds no span id of this `spanIdKey`. */
+  mayHave(spanIdKey: number): boolean {
+    return this.ids.size !== 0 && this.keys.has(spanIdKey);
+  }
+
+  /** Remembers a span, as the newest. */
+  add(traceId: string, spanId: string): void {
+    const ids = this.ids;
+    if (!ids.delete(spanId)) this.count(spanId, 1);
+    ids.set(spanId, traceId);
+    if (ids.size > REMEMBERED) this.delete(ids.keys().next().value as string);
+  }
+
+  delete(spanId: string): void {
+    if (this.ids.delete(spanId)) this.count(spanId, -1);
+  }
+
+  private count(spanId: string, by: number): void {
+    const key = spanIdKeyOfHex(spanId);
+    const n = (this.keys.get(key) ?? 0) + by;
+    if (n === 0) this.keys.delete(key);
+    else this.keys.set(key, n);
+  }
+}
 
 /**
  * Builds wait-record batches: `add` the decoded input of one or more source messages, then `take` the
@@ -221,9 +274,14 @@ export class WaitRecordBuilder {
    * comes before its snapshot is cut; the snapshot, which is older, then shows the span open until it goes
    * stale.
    */
-  private readonly open = new Map<string, string>();
-  /** How many span ids of `open` have each `spanIdKey`: a cheap first test, before any id is made a string. */
-  private readonly openKeys = new Map<number, number>();
+  private readonly open = new SpanMemory();
+  /**
+   * The ancestors its walks looked for and did not find in their message (the parent of the topmost span
+   * of the chain of a span with wait events): a span that comes later with such ids passes, and the walk
+   * goes on from it. Spans end before their parents, and are most often exported first; with the
+   * Collector's `partition_traces_by_id`, a trace's messages come to the same builder.
+   */
+  private readonly wanted = new SpanMemory();
   private resources: WaitResource[] = [];
   private resourceIndex = new Map<string, number>();
   private spans: WaitRecordSpan[] = [];
@@ -241,7 +299,12 @@ export class WaitRecordBuilder {
   readonly keepAncestors: boolean;
 
   constructor(options: WaitFilterOptions = {}) {
-    this.filter = { ...options, keptOpen: (s) => this.passedOpenIds(s.traceId, s.spanId) };
+    this.filter = {
+      ...options,
+      keptOpen: (s) => this.passedOpenIds(s.traceId, s.spanId),
+      wanted: (s) => this.wantsIds(s.traceId, s.spanId),
+      onChainEnd: (traceId, spanId) => this.want(traceId, spanId),
+    };
     this.proxies = options.proxyServices?.length ? new Set(options.proxyServices) : undefined;
     this.keepAncestors = options.keepAncestors ?? true;
   }
@@ -258,7 +321,7 @@ export class WaitRecordBuilder {
 
   /** Whether it passed the span of these ids open (see `open`). */
   passedOpenIds(traceId: string, spanId: string): boolean {
-    return this.open.size !== 0 && this.open.get(spanId) === traceId;
+    return this.open.has(traceId, spanId);
   }
 
   /**
@@ -266,27 +329,38 @@ export class WaitRecordBuilder {
    * `passedOpenIds` tells). Lets a decoder test a span without making its ids strings.
    */
   mayHavePassedOpen(spanIdKey: number): boolean {
-    return this.open.size !== 0 && this.openKeys.has(spanIdKey);
+    return this.open.mayHave(spanIdKey);
   }
 
   /** Remembers an open span it passes, as the newest (see `open`). */
   rememberOpen(traceId: string, spanId: string): void {
-    const open = this.open;
-    if (!open.delete(spanId)) this.countKey(spanId, 1);
-    open.set(spanId, traceId);
-    if (open.size > OPEN_REMEMBERED) this.endOpen(open.keys().next().value as string);
+    this.open.add(traceId, spanId);
   }
 
   /** Lets go of an open span it passed: its ended version has passed too. */
   endOpen(spanId: string): void {
-    if (this.open.delete(spanId)) this.countKey(spanId, -1);
+    this.open.delete(spanId);
   }
 
-  private countKey(spanId: string, by: number): void {
-    const key = spanIdKeyOfHex(spanId);
-    const n = (this.openKeys.get(key) ?? 0) + by;
-    if (n === 0) this.openKeys.delete(key);
-    else this.openKeys.set(key, n);
+  /** Whether a walk looked for the span of these ids (see `wanted`). */
+  wantsIds(traceId: string, spanId: string): boolean {
+    return this.wanted.has(traceId, spanId);
+  }
+
+  /** False when no walk looked for a span of this `spanIdKey`; true when one may have (then `wantsIds` tells). */
+  mayWant(spanIdKey: number): boolean {
+    return this.wanted.mayHave(spanIdKey);
+  }
+
+  /** Remembers the span a walk looked for and did not find (see `wanted`). */
+  want(traceId: string, spanId: string): void {
+    this.wanted.add(traceId, spanId);
+  }
+
+  /** What a kept span does to its memory: a span it wanted has come; an ended span ends its open version. */
+  passed(traceId: string, spanId: string, ended: boolean): void {
+    if (ended && this.open.has(traceId, spanId)) this.open.delete(spanId);
+    if (this.wanted.has(traceId, spanId)) this.wanted.delete(spanId);
   }
 
   /** Adds the decoded input of one source message, first observed at `observedAtMs` (unix ms). */
@@ -302,8 +376,11 @@ export class WaitRecordBuilder {
       // An open span, remembered before the filter looks: its ended version may be in the same input.
       if (s.endTimeUnixNano === 0) this.rememberOpen(s.traceId, s.spanId);
     }
+    // The span of a wait log record, when it comes (in this input too), must pass as a span with the event
+    // would: detection takes a span it knows only from log records to be open.
+    for (const e of batch.logEvents) if (WAIT_EVENTS.has(e.name)) this.rememberOpen(e.traceId, e.spanId);
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
-      if (s.endTimeUnixNano !== 0 && this.passedOpenIds(s.traceId, s.spanId)) this.endOpen(s.spanId);
+      this.passed(s.traceId, s.spanId, s.endTimeUnixNano !== 0);
       let events: WaitRecordEvent[] | undefined;
       for (const e of s.events) {
         if (!WAIT_EVENTS.has(e.name)) continue;
@@ -315,9 +392,6 @@ export class WaitRecordBuilder {
     }
     for (const e of batch.logEvents) {
       if (!WAIT_EVENTS.has(e.name)) continue;
-      // Its span, when it comes, must pass as a span with the event would: detection takes a span it
-      // knows only from log records to be open.
-      this.rememberOpen(e.traceId, e.spanId);
       const rec: WaitRecordLogEvent = { resource: this.resourceOf(e.resource), traceId: e.traceId, spanId: e.spanId, name: e.name, time: e.timeUnixNano };
       const attributes = eventAttrs(e.attributes);
       if (attributes !== undefined) rec.attributes = attributes;
