@@ -143,7 +143,7 @@ describe('the fused protobuf cut', () => {
         expect(fused.counts).toEqual(ref.counts);
         expect(stageFused.counts).toEqual(stage.counts);
         // The same memory of open spans, and of the ancestors walks looked for: every span id either way alike.
-        for (const t of TRACES) for (const s of SPAN_IDS) expect([fused.passedOpenIds(t, s), fused.wantsIds(t, s)]).toEqual([ref.passedOpenIds(t, s), ref.wantsIds(t, s)]);
+        for (const t of TRACES) for (const s of SPAN_IDS) expect([fused.open.has(t, s), fused.wanted.has(t, s)]).toEqual([ref.open.has(t, s), ref.wanted.has(t, s)]);
       }),
       { numRuns: 400 },
     );

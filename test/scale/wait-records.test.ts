@@ -64,19 +64,19 @@ describe('the wait-record filter', () => {
     // Spans end before their parents and are exported first: the chain comes from the bottom up.
     b.add({ spans: [locker, plain], logEvents: [] }, 1_000);
     expect(names(b)).toEqual(['lock row']);
-    expect(b.wantsIds(mid.traceId, mid.spanId)).toBe(true);
+    expect(b.wanted.has(mid.traceId, mid.spanId)).toBe(true);
     b.add({ spans: [mid], logEvents: [] }, 2_000);
     expect(names(b)).toEqual(['reserve']);
     b.add({ spans: [plain, root], logEvents: [] }, 3_000);
     expect(names(b)).toEqual(['POST /orders']);
     // Each passed once: a version that comes again is cut, as the filter alone would.
-    expect([b.wantsIds(mid.traceId, mid.spanId), b.wantsIds(root.traceId, root.spanId)]).toEqual([false, false]);
+    expect([b.wanted.has(mid.traceId, mid.spanId), b.wanted.has(root.traceId, root.spanId)]).toEqual([false, false]);
     b.add({ spans: [root, mid], logEvents: [] }, 4_000);
     expect(names(b)).toEqual([]);
     // Without ancestors, no walk looks for any.
     const flat = new WaitRecordBuilder({ keepAncestors: false });
     flat.add({ spans: [locker], logEvents: [] }, 1_000);
-    expect(flat.wantsIds(mid.traceId, mid.spanId)).toBe(false);
+    expect(flat.wanted.has(mid.traceId, mid.spanId)).toBe(false);
   });
 
   it('passes a span that a wait log record it passed named, which the filter alone would cut', () => {
@@ -88,7 +88,7 @@ describe('the wait-record filter', () => {
     b.add({ spans: [waiter], logEvents: [] }, 2_000);
     expect(b.take()?.spans.map((s) => s.name)).toEqual(['work']);
     // Once passed, it is let go: another span of the filter's kind is cut again.
-    expect(b.passedOpenIds(waiter.traceId, waiter.spanId)).toBe(false);
+    expect(b.open.has(waiter.traceId, waiter.spanId)).toBe(false);
   });
 
   it('passes the ended version of a span it passed open, which the filter alone would cut', () => {

@@ -13,7 +13,7 @@
  * 3. the kept spans made into records, exactly as `fromWaitRecords(builder.take())` would make them from
  *    the whole decoded spans (test/scale/wait-cut.test.ts holds the two to the same output).
  *
- * The builder's memory of the open spans it passed (`WaitRecordBuilder.rememberOpen`) is shared, so inputs
+ * The builder's memory of the open spans it passed (`WaitRecordBuilder.open`) is shared, so inputs
  * cut here and inputs that go through the builder (OTLP JSON) see one another's snapshots.
  *
  * `WholeInputCut` is the same cut for `waitgraph analyze`, made exact: pass 2 runs once the whole input has
@@ -311,8 +311,8 @@ function walkUp(s: Scan, b: Uint8Array, i: number): number {
 function select(s: Scan, b: Uint8Array, builder: WaitRecordBuilder): void {
   const chains = classify(s, builder.proxies, (i, keptByFacts) => {
     const key = spanIdKey(b, s.sid[i]);
-    if (builder.mayWant(key) && builder.wantsIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 2;
-    if (!keptByFacts && builder.mayHavePassedOpen(key) && builder.passedOpenIds(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 1;
+    if (builder.wanted.mayHave(key) && builder.wanted.has(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 2;
+    if (!keptByFacts && builder.open.mayHave(key) && builder.open.has(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 1;
     return 0;
   });
   if (!chains || !builder.keepAncestors) return;
@@ -321,7 +321,7 @@ function select(s: Scan, b: Uint8Array, builder: WaitRecordBuilder): void {
   for (let i = 0; i < s.n; i++) {
     if (s.keep[i] !== 2) continue;
     const end = walkUp(s, b, i);
-    if (end >= 0) builder.want(traceIdHex(b, s.tid[end]), spanIdHex(b, s.pid[end]));
+    if (end >= 0) builder.wanted.add(traceIdHex(b, s.tid[end]), spanIdHex(b, s.pid[end]));
   }
 }
 
@@ -414,7 +414,7 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
   for (let i = 0; i < n; i++) {
     const ev = s.events[i];
     if (ev !== undefined) c.eventsIn += ev.length;
-    if (s.stop[i] === 0) builder.rememberOpen(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
+    if (s.stop[i] === 0) builder.open.add(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
   }
   select(s, b, builder);
   const spans: SpanRecord[] = [];

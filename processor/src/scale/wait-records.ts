@@ -225,7 +225,7 @@ export function spanIdKeyOfHex(hex: string): number {
 const REMEMBERED = 100_000;
 
 /** Span ids with their trace ids, the oldest let go past `REMEMBERED`, with a numeric first test. */
-class SpanMemory {
+export class SpanMemory {
   private readonly ids = new Map<string, string>();
   /** How many span ids have each `spanIdKey`: a cheap first test, before any id is made a string. */
   private readonly keys = new Map<number, number>();
@@ -234,7 +234,7 @@ class SpanMemory {
     return this.ids.size !== 0 && this.ids.get(spanId) === traceId;
   }
 
-  /** False when it certainly holds no span id of this `spanIdKey`. */
+  /** False when it certainly holds no span id of this `spanIdKey`: a decoder tests a span without making its ids strings. */
   mayHave(spanIdKey: number): boolean {
     return this.ids.size !== 0 && this.keys.has(spanIdKey);
   }
@@ -274,14 +274,14 @@ export class WaitRecordBuilder {
    * comes before its snapshot is cut; the snapshot, which is older, then shows the span open until it goes
    * stale.
    */
-  private readonly open = new SpanMemory();
+  readonly open = new SpanMemory();
   /**
    * The ancestors its walks looked for and did not find in their message (the parent of the topmost span
    * of the chain of a span with wait events): a span that comes later with such ids passes, and the walk
    * goes on from it. Spans end before their parents, and are most often exported first; with the
    * Collector's `partition_traces_by_id`, a trace's messages come to the same builder.
    */
-  private readonly wanted = new SpanMemory();
+  readonly wanted = new SpanMemory();
   private resources: WaitResource[] = [];
   private resourceIndex = new Map<string, number>();
   private spans: WaitRecordSpan[] = [];
@@ -301,9 +301,9 @@ export class WaitRecordBuilder {
   constructor(options: WaitFilterOptions = {}) {
     this.filter = {
       ...options,
-      keptOpen: (s) => this.passedOpenIds(s.traceId, s.spanId),
-      wanted: (s) => this.wantsIds(s.traceId, s.spanId),
-      onChainEnd: (traceId, spanId) => this.want(traceId, spanId),
+      keptOpen: (s) => this.open.has(s.traceId, s.spanId),
+      wanted: (s) => this.wanted.has(s.traceId, s.spanId),
+      onChainEnd: (traceId, spanId) => this.wanted.add(traceId, spanId),
     };
     this.proxies = options.proxyServices?.length ? new Set(options.proxyServices) : undefined;
     this.keepAncestors = options.keepAncestors ?? true;
@@ -317,44 +317,6 @@ export class WaitRecordBuilder {
   /** A rough size of the next batch's JSON, in bytes (for cutting batches below the broker's limit). */
   get approximateBytes(): number {
     return this.bytesEstimate;
-  }
-
-  /** Whether it passed the span of these ids open (see `open`). */
-  passedOpenIds(traceId: string, spanId: string): boolean {
-    return this.open.has(traceId, spanId);
-  }
-
-  /**
-   * False when it certainly passed no open span of this id, by its `spanIdKey`; true when it may have (then
-   * `passedOpenIds` tells). Lets a decoder test a span without making its ids strings.
-   */
-  mayHavePassedOpen(spanIdKey: number): boolean {
-    return this.open.mayHave(spanIdKey);
-  }
-
-  /** Remembers an open span it passes, as the newest (see `open`). */
-  rememberOpen(traceId: string, spanId: string): void {
-    this.open.add(traceId, spanId);
-  }
-
-  /** Lets go of an open span it passed: its ended version has passed too. */
-  endOpen(spanId: string): void {
-    this.open.delete(spanId);
-  }
-
-  /** Whether a walk looked for the span of these ids (see `wanted`). */
-  wantsIds(traceId: string, spanId: string): boolean {
-    return this.wanted.has(traceId, spanId);
-  }
-
-  /** False when no walk looked for a span of this `spanIdKey`; true when one may have (then `wantsIds` tells). */
-  mayWant(spanIdKey: number): boolean {
-    return this.wanted.mayHave(spanIdKey);
-  }
-
-  /** Remembers the span a walk looked for and did not find (see `wanted`). */
-  want(traceId: string, spanId: string): void {
-    this.wanted.add(traceId, spanId);
   }
 
   /** What a kept span does to its memory: a span it wanted has come; an ended span ends its open version. */
@@ -374,11 +336,11 @@ export class WaitRecordBuilder {
     for (const s of batch.spans) {
       c.eventsIn += s.events.length;
       // An open span, remembered before the filter looks: its ended version may be in the same input.
-      if (s.endTimeUnixNano === 0) this.rememberOpen(s.traceId, s.spanId);
+      if (s.endTimeUnixNano === 0) this.open.add(s.traceId, s.spanId);
     }
     // The span of a wait log record, when it comes (in this input too), must pass as a span with the event
     // would: detection takes a span it knows only from log records to be open.
-    for (const e of batch.logEvents) if (WAIT_EVENTS.has(e.name)) this.rememberOpen(e.traceId, e.spanId);
+    for (const e of batch.logEvents) if (WAIT_EVENTS.has(e.name)) this.open.add(e.traceId, e.spanId);
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
       this.passed(s.traceId, s.spanId, s.endTimeUnixNano !== 0);
       let events: WaitRecordEvent[] | undefined;
