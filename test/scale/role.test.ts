@@ -76,6 +76,10 @@ describe('waitgraph run --role', () => {
       expect(metrics).toMatch(new RegExp(`^waitgraph_consumer_lag\\{topic="${topics.spans.replace(/\./g, '\\.')}",partition="[01]"\\} 0$`, 'm'));
       expect(metrics).toMatch(new RegExp(`^waitgraph_consumer_lag\\{topic="${topics.waits.replace(/\./g, '\\.')}",partition="\\d+"\\} 0$`, 'm'));
       expect(metrics).toMatch(/^waitgraph_findings_total\{kind="deadlock",state="active"\} 1$/m);
+      // The detection stage's graph: the cycle's two spans, as the single-instance processor counts it.
+      expect(metrics).toMatch(/^waitgraph_graph_spans 2$/m);
+      expect(metrics).toMatch(/^waitgraph_graph_edges 2$/m);
+      expect(metrics).toMatch(/^waitgraph_spans_forgotten_total 0$/m);
       expect((await fetch(`${url}/v1/traces`, { method: 'POST', body: '{}' })).status).toBe(404);
     } finally {
       const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));

@@ -105,6 +105,8 @@ export class DetectStage {
   private readonly maxSpans: number;
   private readonly expireEveryMs: number;
   private readonly metrics: ProcessorMetrics | undefined;
+  /** When the graph gauges were last set, unix ns. */
+  private gaugesAt = 0;
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   /** The latest change of each finding that is not known to be announced yet. */
@@ -265,7 +267,21 @@ export class DetectStage {
   private async detectAndAnnounce(observedAtMs: number): Promise<void> {
     const now = Date.now() * 1e6;
     this.detector.expire(now, this.staleAfterNs);
-    this.detector.forget(now - this.historyNs, this.maxSpans);
+    const forgotten = this.detector.forget(now - this.historyNs, this.maxSpans);
+    const m = this.metrics;
+    if (m !== undefined) {
+      m.spansForgotten.inc(forgotten);
+      const start = this.detector.historyStart;
+      if (start > 0) m.historySeconds.set(Math.max(0, (now - start) / 1e9));
+      // Graph gauges, as the single-instance processor keeps them: at most once a second.
+      if (now - this.gaugesAt >= 1e9) {
+        this.gaugesAt = now;
+        const st = this.detector.stats();
+        m.graphTasks.set(st.tasks);
+        m.graphSpans.set(st.spans);
+        m.graphEdges.set(st.openWaits);
+      }
+    }
     const changes = this.detector.detect();
     for (const c of changes) this.note(c, observedAtMs);
     if (this.ready && this.pending.size > 0) await this.publishOwned();
