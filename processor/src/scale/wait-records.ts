@@ -54,7 +54,7 @@ export const WAIT_SPAN_ATTRIBUTES: ReadonlySet<string> = new Set(SPAN_ATTRS);
 export interface WaitFilterOptions {
   /** Service names whose spans are proxy hops, besides spans with `component = proxy`. Default: none. */
   proxyServices?: readonly string[];
-  /** Keep the in-message ancestors of ended spans that have wait events. Default: true. */
+  /** Keep the ancestors of ended spans that have wait events (in the message, or `wanted` later). Default: true. */
   keepAncestors?: boolean;
   /**
    * Keep an ended span that this says was kept while open (a partial snapshot before it): detection took
@@ -268,11 +268,10 @@ export class WaitRecordBuilder {
   /**
    * The open spans it passed (partial snapshots, and the spans of the wait log records it passed), by span
    * id, with their trace id: their ended versions pass too, whatever the filter would say of them, or
-   * detection would go on taking them as open. The
-   * snapshot and its ended version come through the same builder where both are in one trace's partition
-   * (the Collector's `partition_traces_by_id`), or in one process (`waitgraph run`). An ended version that
-   * comes before its snapshot is cut; the snapshot, which is older, then shows the span open until it goes
-   * stale.
+   * detection would go on taking them as open. The snapshot and its ended version come through the same
+   * builder where both are in one trace's partition (the Collector's `partition_traces_by_id`), or in one
+   * process (`waitgraph run`). An ended version that comes before its snapshot is cut; the snapshot, which
+   * is older, then shows the span open until it goes stale.
    */
   readonly open = new SpanMemory();
   /**
@@ -295,7 +294,7 @@ export class WaitRecordBuilder {
 
   /** Its filter's proxy services (`WaitFilterOptions.proxyServices`), if any. */
   readonly proxies: ReadonlySet<string> | undefined;
-  /** Whether its filter keeps in-message ancestors (`WaitFilterOptions.keepAncestors`). */
+  /** Whether its filter keeps the ancestors of spans with wait events (`WaitFilterOptions.keepAncestors`). */
   readonly keepAncestors: boolean;
 
   constructor(options: WaitFilterOptions = {}) {
