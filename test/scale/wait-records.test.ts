@@ -87,8 +87,24 @@ describe('the wait-record filter', () => {
     expect(b.take()?.logEvents).toHaveLength(1);
     b.add({ spans: [waiter], logEvents: [] }, 2_000);
     expect(b.take()?.spans.map((s) => s.name)).toEqual(['work']);
-    // Once passed, it is let go: another span of the filter's kind is cut again.
-    expect(b.open.has(waiter.traceId, waiter.spanId)).toBe(false);
+    // Once its ended version passed, it is let go: another span of the filter's kind is cut again.
+    expect(b.wanted.has(waiter.traceId, waiter.spanId)).toBe(false);
+  });
+
+  it('passes the ancestors of such a span when it ends, even after it passed open', () => {
+    // A lock taken in `take`, logged; `take` is seen open, then ends, then `reserve` above it ends.
+    const take = span({ service: 'orders', name: 'take', parent: mid, start: 2, end: 80 });
+    const log = { traceId: take.traceId, spanId: take.spanId, name: 'lock.acquire', timeUnixNano: take.startTimeUnixNano, attributes: lock('L1'), resource: take.resource };
+    const names = (b: WaitRecordBuilder) => b.take()?.spans.map((s) => `${s.name}${s.end ? '' : ' (open)'}`) ?? [];
+    const b = new WaitRecordBuilder();
+    b.add({ spans: [], logEvents: [log] }, 1_000);
+    b.add({ spans: [{ ...take, endTimeUnixNano: 0 }], logEvents: [] }, 2_000);
+    expect(names(b)).toEqual(['take (open)']);
+    b.add({ spans: [take], logEvents: [] }, 3_000);
+    expect(names(b)).toEqual(['take']);
+    // The hold goes up the chain when `take` ends: `reserve` passes.
+    b.add({ spans: [mid], logEvents: [] }, 4_000);
+    expect(names(b)).toEqual(['reserve']);
   });
 
   it('passes the ended version of a span it passed open, which the filter alone would cut', () => {

@@ -10,8 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { decodeBufferLenient } from '../../processor/src/decode/index.js';
 import { Detector } from '../../processor/src/engine/index.js';
 import type { Finding } from '../../schemas/index.js';
-import { SpanKind, type Attributes, type LogEventRecord, type SpanRecord } from '../../processor/src/model/span.js';
+import { SpanKind, type Attributes, type DecodedBatch, type LogEventRecord, type SpanRecord } from '../../processor/src/model/span.js';
+import { cutDecoded } from '../../processor/src/run/index.js';
 import { WholeInputCut } from '../../processor/src/scale/wait-cut.js';
+import { WaitRecordBuilder } from '../../processor/src/scale/wait-records.js';
 import { buildWorkload } from '../../processor/bench/otlp-workload.js';
 import { tracesJson, tracesProto, type FixtureSpan } from '../run/otlp-fixtures.js';
 import { span, lock, type Ev } from '../support/span-factory.js';
@@ -224,6 +226,54 @@ describe('the cut of a whole input (waitgraph analyze)', () => {
     expect(withFindings).toBeGreaterThan(runs / 5);
     expect(cutSome).toBeGreaterThan(runs / 4);
     expect(throughRetries).toBeGreaterThan(runs / 10);
+  });
+
+  it('the live cut gives the findings of every span too, when spans come as a live emitter sends them', () => {
+    // The order of `waitgraph run`'s input: log records as their events happen, snapshots of open spans,
+    // then each span as it ends (children before their parents), one span a message.
+    let withFindings = 0;
+    fc.assert(
+      fc.property(fc.array(taskPlan, { minLength: 1, maxLength: 4 }), (plans) => {
+        const h = history(plans);
+        const open = h.spans.filter((x) => x.endTimeUnixNano === 0);
+        const ended = h.spans.filter((x) => x.endTimeUnixNano !== 0).sort((a, b) => a.endTimeUnixNano - b.endTimeUnixNano);
+        const every = new Detector({ maxVictims: 1000 });
+        every.addBatch({ spans: h.spans, logEvents: h.logs });
+        every.detect();
+        const builder = new WaitRecordBuilder();
+        const live = new Detector({ maxVictims: 1000 });
+        const feed = (batch: { spans: SpanRecord[]; logEvents: LogEventRecord[] }) => {
+          const { batch: cut } = cutDecoded(builder, batch);
+          live.addBatch(cut);
+        };
+        if (h.logs.length) feed({ spans: [], logEvents: h.logs });
+        for (const x of [...open, ...ended]) feed({ spans: [x], logEvents: [] });
+        live.detect();
+        const expected = every.findings();
+        if (expected.length) withFindings++;
+        expect(JSON.stringify(live.findings(), null, 1)).toBe(JSON.stringify(expected, null, 1));
+      }),
+      { numRuns: 300, seed: 20261123 },
+    );
+    expect(withFindings).toBeGreaterThan(30);
+  });
+
+  it('gives findings that do not depend on the order spans and log records arrive in, down to the order of their lists', () => {
+    fc.assert(
+      fc.property(fc.array(taskPlan, { minLength: 1, maxLength: 4 }), fc.integer(), (plans, seed) => {
+        const h = history(plans);
+        const inputs: DecodedBatch[] = [...h.spans.map((x) => ({ spans: [x], logEvents: [] })), ...h.logs.map((e) => ({ spans: [], logEvents: [e] }))];
+        const shuffled = fc.sample(fc.shuffledSubarray(inputs, { minLength: inputs.length }), { seed, numRuns: 1 })[0];
+        const findings = (order: DecodedBatch[]) => {
+          const d = new Detector({ maxVictims: 1000 });
+          for (const b of order) d.addBatch(b);
+          d.detect();
+          return JSON.stringify(d.findings(), null, 1);
+        };
+        expect(findings(shuffled)).toBe(findings(inputs));
+      }),
+      { numRuns: 300, seed: 20261124 },
+    );
   });
 
   it('follows an ancestor chain through messages that come in any order, one span a message', () => {

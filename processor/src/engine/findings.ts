@@ -58,12 +58,18 @@ function waitOf(w: WaitIv, on: TaskNode[]): Wait {
   return out;
 }
 
-/** The holds a task has in the view at `t`: its own, then those handed over to it. */
+/** Earlier first; at the same time, by resource. */
+const byStart = (a: { start: number }, ak: string, b: { start: number }, bk: string): number => a.start - b.start || (ak < bk ? -1 : ak > bk ? 1 : 0);
+
+/**
+ * The holds a task has in the view at `t`, its own and those handed over to it, in the order they were
+ * taken (then by resource): not in the order they arrived, which the findings must not depend on.
+ */
 function heldBy(task: TaskNode, t: number): HoldIv[] {
   const out: HoldIv[] = [];
   for (let h = task.holds; h !== undefined; h = h.next) if (activeAt(h.start, h.end, t) && ownerAt(h, t) === task) out.push(h);
   for (const h of task.inherited) if (activeAt(h.start, h.end, t) && ownerAt(h, t) === task) out.push(h);
-  return out;
+  return out.sort((a, b) => byStart(a, a.kind + '\0' + a.res, b, b.kind + '\0' + b.res));
 }
 
 function holdsOf(task: TaskNode, t: number): Hold[] {
@@ -80,8 +86,10 @@ function holdsOf(task: TaskNode, t: number): Hold[] {
     else out.count = 1;
     byRes.set(k, out);
   }
-  for (const i of task.issues) {
-    if (activeAt(i.start, i.end, t)) byRes.set('cert\0' + i.cert, { kind: 'cert', resource: i.cert, since: iso(i.start) });
+  const issues = task.issues.filter((i) => activeAt(i.start, i.end, t)).sort((a, b) => byStart(a, a.cert, b, b.cert));
+  for (const i of issues) {
+    const k = 'cert\0' + i.cert;
+    if (!byRes.has(k)) byRes.set(k, { kind: 'cert', resource: i.cert, since: iso(i.start) });
   }
   return [...byRes.values()];
 }
@@ -167,16 +175,35 @@ class LinkSet {
   }
 }
 
-/** The core with each requirement's targets in task-key order, so the finding reads the same whatever the input order. */
+/**
+ * The order of a task's requirements in a finding: its waits, then the child spans it waits for, each by
+ * when it began, then by what it names. Not the order the spans arrived in (children are found in their
+ * trace in arrival order), which the finding must not depend on.
+ */
+function byRequirement(a: Req, b: Req): number {
+  if ((a.wait === undefined) !== (b.wait === undefined)) return a.wait ? -1 : 1;
+  const start = (r: Req) => (r.wait ? r.wait.start : r.child!.start);
+  const name = (r: Req) => (r.wait ? `${r.wait.kind}\0${r.wait.res ?? ''}\0${r.wait.span.spanId}` : r.child!.spanId);
+  const ka = name(a);
+  const kb = name(b);
+  return start(a) - start(b) || (ka < kb ? -1 : ka > kb ? 1 : 0);
+}
+
+/**
+ * The core with each task's requirements in `byRequirement` order and each requirement's targets in
+ * task-key order, so the finding reads the same whatever the input order.
+ */
 function sortedCore(core: Core): Core {
   const reqs = new Map<TaskNode, Req[]>();
   for (const [task, list] of core.reqs) {
     reqs.set(
       task,
-      list.map((r) => {
-        const idx = r.targets.map((_, i) => i).sort((a, b) => byTaskKey(r.targets[a], r.targets[b]));
-        return { ...r, targets: idx.map((i) => r.targets[i]), since: idx.map((i) => r.since[i]) };
-      }),
+      list
+        .map((r) => {
+          const idx = r.targets.map((_, i) => i).sort((a, b) => byTaskKey(r.targets[a], r.targets[b]));
+          return { ...r, targets: idx.map((i) => r.targets[i]), since: idx.map((i) => r.since[i]) };
+        })
+        .sort(byRequirement),
     );
   }
   return { tasks: core.tasks, reqs };

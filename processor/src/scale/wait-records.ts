@@ -266,8 +266,8 @@ export class SpanMemory {
 export class WaitRecordBuilder {
   private readonly filter: WaitFilterOptions;
   /**
-   * The open spans it passed (partial snapshots, and the spans of the wait log records it passed), by span
-   * id, with their trace id: their ended versions pass too, whatever the filter would say of them, or
+   * The open spans it passed (partial snapshots), by span id, with their trace id: their ended versions
+   * pass too, whatever the filter would say of them, or
    * detection would go on taking them as open. The snapshot and its ended version come through the same
    * builder where both are in one trace's partition (the Collector's `partition_traces_by_id`), or in one
    * process (`waitgraph run`). An ended version that comes before its snapshot is cut; the snapshot, which
@@ -276,9 +276,10 @@ export class WaitRecordBuilder {
   readonly open = new SpanMemory();
   /**
    * The ancestors its walks looked for and did not find in their message (the parent of the topmost span
-   * of the chain of a span with wait events): a span that comes later with such ids passes, and the walk
-   * goes on from it. Spans end before their parents, and are most often exported first; with the
-   * Collector's `partition_traces_by_id`, a trace's messages come to the same builder.
+   * of the chain of a span with wait events), and the spans of the wait log records it passed: a span that
+   * comes later with such ids passes, and the walk goes on from it.
+   * Spans end before their parents, and are most often exported first; with the Collector's
+   * `partition_traces_by_id`, a trace's messages come to the same builder.
    */
   readonly wanted = new SpanMemory();
   private resources: WaitResource[] = [];
@@ -318,10 +319,13 @@ export class WaitRecordBuilder {
     return this.bytesEstimate;
   }
 
-  /** What a kept span does to its memory: a span it wanted has come; an ended span ends its open version. */
+  /**
+   * What a kept span does to its memory: a span it wanted has come (its walk went on from it; an open one
+   * is in `open` now, so its ended version passes too); an ended span ends its open version.
+   */
   passed(traceId: string, spanId: string, ended: boolean): void {
-    if (ended && this.open.has(traceId, spanId)) this.open.delete(spanId);
     if (this.wanted.has(traceId, spanId)) this.wanted.delete(spanId);
+    if (ended && this.open.has(traceId, spanId)) this.open.delete(spanId);
   }
 
   /** Adds the decoded input of one source message, first observed at `observedAtMs` (unix ms). */
@@ -338,8 +342,9 @@ export class WaitRecordBuilder {
       if (s.endTimeUnixNano === 0) this.open.add(s.traceId, s.spanId);
     }
     // The span of a wait log record, when it comes (in this input too), must pass as a span with the event
-    // would: detection takes a span it knows only from log records to be open.
-    for (const e of batch.logEvents) if (WAIT_EVENTS.has(e.name)) this.open.add(e.traceId, e.spanId);
+    // would, and its ancestors with it: detection takes a span it knows only from log records to be open,
+    // and its holds pass up the chain when it ends.
+    for (const e of batch.logEvents) if (WAIT_EVENTS.has(e.name)) this.wanted.add(e.traceId, e.spanId);
     for (const s of selectWaitSpans(batch.spans, this.filter)) {
       this.passed(s.traceId, s.spanId, s.endTimeUnixNano !== 0);
       let events: WaitRecordEvent[] | undefined;
