@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeBufferLenient } from '../../processor/src/decode/index.js';
+import { decodeBufferLenient, type DecodeError } from '../../processor/src/decode/index.js';
 import { Detector } from '../../processor/src/engine/index.js';
 import type { Finding } from '../../schemas/index.js';
 import { SpanKind, type Attributes, type DecodedBatch, type LogEventRecord, type SpanRecord } from '../../processor/src/model/span.js';
@@ -182,8 +182,8 @@ function wholeFindings(files: Uint8Array[]): Finding[] {
 function cutFindings(files: Uint8Array[]): { findings: Finding[]; cut: WholeInputCut } {
   const cut = new WholeInputCut({ wholeBelow: 0 });
   files.forEach((f, i) => {
-    const errors: unknown[] = [];
-    cut.addBuffer(f, `in${i}`, errors as never);
+    const errors: DecodeError[] = [];
+    cut.addBuffer(f, `in${i}`, errors);
     expect(errors).toEqual([]);
   });
   const d = new Detector({ maxVictims: 1000 });

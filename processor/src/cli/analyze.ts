@@ -68,11 +68,12 @@ export async function analyzeCommand(argv: string[], io: CliIo): Promise<number>
     return EXIT.ERROR;
   }
   const maxVictims = v['max-victims'] === undefined ? undefined : Number(v['max-victims']);
+  const proxyServices = (v['proxy-service'] as string[] | undefined) ?? [];
   let detector: Detector;
   try {
     detector = new Detector({
       jaegerUrl: (v['jaeger-url'] as string | undefined) ?? io.env.WAITGRAPH_JAEGER_URL ?? undefined,
-      proxyServices: (v['proxy-service'] as string[] | undefined) ?? [],
+      proxyServices,
       maxVictims,
     });
   } catch (e) {
@@ -86,7 +87,7 @@ export async function analyzeCommand(argv: string[], io: CliIo): Promise<number>
   const errors: string[] = [];
   const files = await inputFiles(args.positionals, errors);
   // Only what detection reads of the input is decoded (see WholeInputCut): the findings are those of all of it.
-  const cut = new WholeInputCut({ proxyServices: (v['proxy-service'] as string[] | undefined) ?? [] });
+  const cut = new WholeInputCut({ proxyServices });
   for (const file of files) {
     let buf: Buffer;
     try {

@@ -112,6 +112,19 @@ export class ProcessorMetrics {
     for (const reason of BAD_INPUT_REASONS) this.badInput.inc({ reason }, 0);
   }
 
+  /** After a `Detector.forget` at `nowNs` (unix ns): how many spans went, and where the history now begins (0: nothing kept yet). */
+  forgot(count: number, historyStartNs: number, nowNs: number): void {
+    this.spansForgotten.inc(count);
+    if (historyStartNs > 0) this.historySeconds.set(Math.max(0, (nowNs - historyStartNs) / 1e9));
+  }
+
+  /** The graph gauges, from `Detector.stats()`. */
+  graph(stats: { tasks: number; spans: number; openWaits: number }): void {
+    this.graphTasks.set(stats.tasks);
+    this.graphSpans.set(stats.spans);
+    this.graphEdges.set(stats.openWaits);
+  }
+
   /** The Prometheus text exposition of every metric. */
   text(): Promise<string> {
     return this.registry.metrics();

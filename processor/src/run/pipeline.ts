@@ -209,9 +209,8 @@ export class DetectionPipeline {
       }
       const clock = this.stalenessClock();
       this.detector.expire(clock * 1e6, this.options.staleAfterMs * 1e6);
-      this.options.metrics.spansForgotten.inc(this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? 1_000_000));
-      const start = this.detector.historyStart;
-      if (start > 0) this.options.metrics.historySeconds.set(Math.max(0, clock / 1e3 - start / 1e9));
+      const forgotten = this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? 1_000_000);
+      this.options.metrics.forgot(forgotten, this.detector.historyStart, clock * 1e6);
       await this.publish(this.detector.detect(), undefined);
       this.updateGauges(false);
     });
@@ -381,9 +380,6 @@ export class DetectionPipeline {
     const now = this.now();
     if (!force && now - this.lastGaugesAt < 1000) return;
     this.lastGaugesAt = now;
-    const s = this.detector.stats();
-    this.options.metrics.graphTasks.set(s.tasks);
-    this.options.metrics.graphSpans.set(s.spans);
-    this.options.metrics.graphEdges.set(s.openWaits);
+    this.options.metrics.graph(this.detector.stats());
   }
 }

@@ -270,16 +270,11 @@ export class DetectStage {
     const forgotten = this.detector.forget(now - this.historyNs, this.maxSpans);
     const m = this.metrics;
     if (m !== undefined) {
-      m.spansForgotten.inc(forgotten);
-      const start = this.detector.historyStart;
-      if (start > 0) m.historySeconds.set(Math.max(0, (now - start) / 1e9));
+      m.forgot(forgotten, this.detector.historyStart, now);
       // Graph gauges, as the single-instance processor keeps them: at most once a second.
       if (now - this.gaugesAt >= 1e9) {
         this.gaugesAt = now;
-        const st = this.detector.stats();
-        m.graphTasks.set(st.tasks);
-        m.graphSpans.set(st.spans);
-        m.graphEdges.set(st.openWaits);
+        m.graph(this.detector.stats());
       }
     }
     const changes = this.detector.detect();

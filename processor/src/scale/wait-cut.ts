@@ -525,22 +525,35 @@ export class WholeInputCut {
       inputs.length = 0;
       return;
     }
-    // The ids of open versions, with a numeric first test by span id.
+    // The ids of open versions, with a numeric first test by span id; the parents of the spans decoded whole.
     const open = new Set<string>();
     const openKeys = new Set<number>();
-    // Spans kept with their ancestors, beyond what each message keeps by itself: the chain ends found so
-    // far, and the spans of wait log records. Chains through the spans decoded whole are followed at once.
     const decodedParents = new Map<string, string[]>();
     for (const x of inputs) {
-      if (!('batch' in x)) continue;
-      for (const sp of x.batch.spans) {
-        if (sp.parentSpanId === undefined) continue;
-        const k = idKey(sp.traceId, sp.spanId);
-        const ps = decodedParents.get(k);
-        if (ps === undefined) decodedParents.set(k, [sp.parentSpanId]);
-        else if (!ps.includes(sp.parentSpanId)) ps.push(sp.parentSpanId);
+      if ('batch' in x) {
+        for (const sp of x.batch.spans) {
+          const k = idKey(sp.traceId, sp.spanId);
+          if (sp.endTimeUnixNano === 0) {
+            open.add(k);
+            openKeys.add(spanIdKeyOfHex(sp.spanId));
+          }
+          if (sp.parentSpanId === undefined) continue;
+          const ps = decodedParents.get(k);
+          if (ps === undefined) decodedParents.set(k, [sp.parentSpanId]);
+          else if (!ps.includes(sp.parentSpanId)) ps.push(sp.parentSpanId);
+        }
+      } else {
+        const { scan: s, reader } = x;
+        const b = reader.bytes;
+        for (let i = 0; i < s.n; i++) {
+          if (s.stop[i] !== 0) continue;
+          open.add(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i])));
+          openKeys.add(spanIdKey(b, s.sid[i]));
+        }
       }
     }
+    // Spans kept with their ancestors, beyond what each message keeps by itself: the chain ends found so
+    // far, and the spans of wait log records. Chains through the spans decoded whole are followed at once.
     const wanted = new Set<string>();
     let next: string[] = [];
     const want = (traceId: string, spanId: string): void => {
@@ -553,23 +566,6 @@ export class WholeInputCut {
         for (const p of decodedParents.get(k) ?? NO_IDS) todo.push(p);
       }
     };
-    for (const x of inputs) {
-      if ('batch' in x) {
-        for (const sp of x.batch.spans) {
-          if (sp.endTimeUnixNano !== 0) continue;
-          open.add(idKey(sp.traceId, sp.spanId));
-          openKeys.add(spanIdKeyOfHex(sp.spanId));
-        }
-      } else {
-        const { scan: s, reader } = x;
-        const b = reader.bytes;
-        for (let i = 0; i < s.n; i++) {
-          if (s.stop[i] !== 0) continue;
-          open.add(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i])));
-          openKeys.add(spanIdKey(b, s.sid[i]));
-        }
-      }
-    }
     // What each message keeps by its own spans, and their ancestors in it; chains that leave it are wanted.
     for (const x of inputs) {
       if ('batch' in x) {
