@@ -8,17 +8,19 @@
  * 2. Throughput, each from the same messages, each with a consumer group of its own:
  *    (a) a plain kafkajs consumer that only reads them;
  *    (b) the path of `waitgraph run` from the spans topic to graph updates, built as the processor builds
- *        it (kafkaInput): KafkaSource, each message decoded and cut to what detection reads (WaitInputCutter),
- *        the DetectionPipeline (Detector.addBatch and detect() per batch, counts, metrics); timed from the
- *        first batch fetched to the last applied, with how busy the event loop was; run twice, each time
- *        with a fresh pipeline and graph: (b0) the first pass, the code still cold, and (b) the second, as
- *        a processor that has been running runs it;
+ *        it (KafkaThreadInput): on a thread of its own, a KafkaSource, each message decoded and cut to what
+ *        detection reads (WaitInputCutter), each batch as one cut frame to the event loop; there, the
+ *        DetectionPipeline (Detector.addBatch and detect() per batch, counts, metrics); timed from the first
+ *        batch fetched to the last applied, with how busy the event loop was and the CPU time of the
+ *        process; run twice, each time with a fresh pipeline, graph and thread: (b0) the first pass, the
+ *        code still cold, and (b) the second, the event loop's code warm (the thread's is new each time);
+ *    (b1) the same all on the event loop (kafkaInput), as `waitgraph run` read Kafka before the thread;
  *    (b') the scale-out path: a decode stage republishing wait records and a detection stage reading
  *        them, running side by side, until the detection stage has taken in every span;
  *    (c) for reference, whole spans: KafkaSource, the OTLP decoder on the event loop, Detector.addBatch and
  *        detect() per batch, nothing cut;
  *    (d0) KafkaSource alone, nothing decoded, and (d1) KafkaSource with the run path's decode and cut but no
- *        engine: what (b) could reach if detection cost nothing;
+ *        engine: about what the Kafka thread of (b) does;
  *    spans/s of each and the ratio of each to (a);
  *    (a') the plain consumer once more at the end, the broker now warm (its JIT and page cache; a fresh
  *    broker serves the first reader several times slower). The target's ratio is (b) to the faster of
@@ -54,7 +56,7 @@ import { decodeOtlpTracesProto } from '../src/decode/index.js';
 import { Detector } from '../src/engine/index.js';
 import { KafkaSource, ProcessorMetrics, silentLogger, type DecodedMessage, type SourceMessage } from '../src/io/index.js';
 import type { DecodedBatch } from '../src/model/span.js';
-import { AlertLedger, createLogger, DetectionPipeline, kafkaInput, WaitInputCutter, type TimedBatch } from '../src/run/index.js';
+import { AlertLedger, createLogger, DetectionPipeline, kafkaInput, KafkaThreadInput, WaitInputCutter, type TimedBatch } from '../src/run/index.js';
 import { DecodeStage, DetectStage, WaitRecordBuilder } from '../src/scale/index.js';
 import { lockCycle } from './cycle-spans.js';
 import { benchBroker, freePort } from './kafka-broker.js';
@@ -173,8 +175,11 @@ function sourceOptions(bootstrap: string, topic: string) {
   };
 }
 
-/** (b) The path of `waitgraph run`: kafkaInput (decode and cut) and the DetectionPipeline. */
-async function processorRead(bootstrap: string, topic: string, spans: number): Promise<{ ms: number; kept: number; busy: number }> {
+/**
+ * (b) The path of `waitgraph run`: KafkaThreadInput (the source, decode and cut on a thread of their own) and
+ * the DetectionPipeline; or, `onLoop`, all of it on the event loop (kafkaInput).
+ */
+async function processorRead(bootstrap: string, topic: string, spans: number, onLoop = false): Promise<{ ms: number; kept: number; busy: number; cpuMs: number }> {
   let first = 0;
   let last = 0;
   let kept = 0;
@@ -199,14 +204,18 @@ async function processorRead(bootstrap: string, topic: string, spans: number): P
     kafka: false,
     startedAtMs: Date.now(),
   });
-  const source = kafkaInput({ ...sourceOptions(bootstrap, topic), cutter: new WaitInputCutter(), pipeline });
+  const source = onLoop
+    ? kafkaInput({ ...sourceOptions(bootstrap, topic), cutter: new WaitInputCutter(), pipeline })
+    : new KafkaThreadInput({ ...sourceOptions(bootstrap, topic), pipeline });
   await source.start();
   await until(() => pipeline.counts.spans > 0, 'the waitgraph run path to start', 300_000, 1);
   const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
   await until(() => pipeline.counts.spans >= spans, 'the waitgraph run path');
   const busy = performance.eventLoopUtilization(elu0).utilization;
+  const cpu = process.cpuUsage(cpu0);
   await source.shutdown();
-  return { ms: last - first, kept, busy };
+  return { ms: last - first, kept, busy, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 /**
@@ -296,6 +305,9 @@ async function twoStageRead(bootstrap: string, topic: string, spans: number): Pr
   return { ms, kept };
 }
 
+/** How busy a read kept the event loop, and the process's CPU time in cores over the read. */
+const busy = (r: { ms: number; busy: number; cpuMs: number }) => `event loop ${Math.round(r.busy * 100)}% busy, process ${(r.cpuMs / r.ms).toFixed(2)} cores`;
+
 async function throughput(bootstrap: string, args: Args) {
   const kafka = client(bootstrap, 'bench');
   const topic = `bench.spans.${randomUUID().slice(0, 8)}`;
@@ -327,13 +339,16 @@ async function throughput(bootstrap: string, args: Args) {
   // sizes its heap), the second as a processor that has been running runs it.
   const cold = await processorRead(bootstrap, topic, work.spanCount);
   const waitgraphCold = round((work.spanCount / cold.ms) * 1000);
-  log(`(b0)  waitgraph run path, first pass (cold):  ${waitgraphCold} spans/s (${round(cold.ms)} ms), event loop ${Math.round(cold.busy * 100)}% busy`);
+  log(`(b0)  waitgraph run path, first pass (cold):  ${waitgraphCold} spans/s (${round(cold.ms)} ms), ${busy(cold)}`);
   const wg = await processorRead(bootstrap, topic, work.spanCount);
   const waitgraph = round((work.spanCount / wg.ms) * 1000);
   log(
-    `(b)   waitgraph run path (kafkaInput), warm: ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}; ` +
-      `${wg.kept} spans kept for the engine, event loop ${Math.round(wg.busy * 100)}% busy`,
+    `(b)   waitgraph run path, second pass:       ${waitgraph} spans/s (${round(wg.ms)} ms), ratio ${ratio(waitgraph, plain)}; ` +
+      `${wg.kept} spans kept for the engine; ${busy(wg)}`,
   );
+  const loop = await processorRead(bootstrap, topic, work.spanCount, true);
+  const onLoop = round((work.spanCount / loop.ms) * 1000);
+  log(`(b1)  the same, all on the event loop:     ${onLoop} spans/s (${round(loop.ms)} ms), ${busy(loop)}`);
   const two = await twoStageRead(bootstrap, topic, work.spanCount);
   const twoStage = round((work.spanCount / two.ms) * 1000);
   log(`(b')  decode stage -> waits -> detection:    ${twoStage} spans/s (${round(two.ms)} ms), ratio ${ratio(twoStage, plain)}`);
@@ -345,7 +360,7 @@ async function throughput(bootstrap: string, args: Args) {
   log(`(d0)  KafkaSource alone, nothing decoded:    ${bare} spans/s (${round(bareMs)} ms)`);
   const cutMs = await sourceOnlyRead(bootstrap, topic, work.batches.length, true);
   const cutOnly = round((work.spanCount / cutMs) * 1000);
-  log(`(d1)  KafkaSource + decode and cut, no engine: ${cutOnly} spans/s (${round(cutMs)} ms): what (b) could reach with a free engine`);
+  log(`(d1)  KafkaSource + decode and cut, no engine: ${cutOnly} spans/s (${round(cutMs)} ms): the Kafka thread's work, alone`);
   const warmMs = await plainRead(kafka, topic, work.batches.length);
   const warm = round((work.spanCount / warmMs) * 1000);
   log(`(a')  plain consumer again, broker warm:     ${warm} spans/s (${round(warmMs)} ms); (b) to it: ${ratio(waitgraph, warm)}`);
@@ -366,6 +381,8 @@ async function throughput(bootstrap: string, args: Args) {
     coldSpansPerSec: waitgraphCold,
     coldRatio: ratio(waitgraphCold, fastest),
     ratioToFirstPlain: ratio(waitgraph, plain),
+    onLoopSpansPerSec: onLoop,
+    onLoopRatio: ratio(onLoop, fastest),
     twoStageSpansPerSec: twoStage,
     twoStageRatio: ratio(twoStage, plain),
     wholeSpansPerSec: whole,

@@ -171,6 +171,11 @@ describe('waitgraph run on Kafka', () => {
     expect(dead!.value.toString()).toBe('not an OTLP request');
     expect(dead!.headers['waitgraph.source.topic']).toBe(t.spans);
     expect(dead!.headers['waitgraph.error']).toMatch(/^otlp_spans\.\S+\/0@0: /);
+    // The source's log line and its lag gauge, from the Kafka thread, are the processor's own.
+    const poison = p.logs().find((l) => l.message === 'KafkaSource: poison message skipped');
+    expect(poison).toMatchObject({ level: 'warn', input: `${t.spans}/0@0`, deadLetterTopic: t.deadLetter, total: 1 });
+    expect(await p.metric(`waitgraph_consumer_lag{topic="${t.spans}",partition="0"}`)).toBe(0);
+    expect(p.logs().filter((l) => l.level === 'error')).toEqual([]);
     expect(await p.metric('waitgraph_spans_received_total')).toBe(ab.length + ring.length + 8);
     // A log-based wait event (OTEP 4430) on the logs topic is taken in too.
     const events = await p.metric('waitgraph_wait_events_received_total');

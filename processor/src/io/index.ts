@@ -24,6 +24,7 @@ export type {
   PayloadEncoding,
   Signal,
   SourceMessage,
+  SourceMetrics,
   SourceStatus,
   SourceTopic,
 } from './kafka-source.js';

@@ -37,6 +37,9 @@ import { brokerError, IDEMPOTENT_PRODUCER_RETRY, kafkaClient, retrying, sleep, t
 import { stderrLogger, type Logger } from './log.js';
 import type { ProcessorMetrics } from './metrics.js';
 
+/** The metrics a source updates: those of `ProcessorMetrics` it names. */
+export type SourceMetrics = Pick<ProcessorMetrics, 'badInput' | 'consumerLag'>;
+
 /** Signals the source reads. */
 export const SIGNALS = ['traces', 'logs'] as const;
 /** A signal: what a topic carries. */
@@ -148,7 +151,7 @@ export interface KafkaSourceOptions<T> extends KafkaClientOptions {
   /** Dead-letter topic; null to only count and log poison. Default `waitgraph.deadletter`. */
   deadLetterTopic?: string | null;
   /** Metrics to update (`bad_input_total`, `consumer_lag`). Default none. */
-  metrics?: ProcessorMetrics;
+  metrics?: SourceMetrics;
   /** Logger. Default JSON lines on stderr. */
   logger?: Logger;
   /** Backoff of retries of `apply`, dead-letter writes and commits. Default 200 ms doubling to 5 s. */
@@ -171,6 +174,8 @@ export interface KafkaSourceOptions<T> extends KafkaClientOptions {
    * where each starts and ends. Default none.
    */
   onAssign?: (partitions: AssignedPartition[]) => void;
+  /** Called when `status` changes. Default none. */
+  onStatus?: (status: SourceStatus) => void;
 }
 
 /** The shortest time between two log lines about poison messages. */
@@ -189,11 +194,12 @@ export class KafkaSource<T> {
   private readonly beforeCommit: KafkaSourceOptions<T>['beforeCommit'];
   private readonly deadLetterTopic: string | null;
   private readonly fromBeginning: boolean;
-  private readonly metrics: ProcessorMetrics | undefined;
+  private readonly metrics: SourceMetrics | undefined;
   private readonly logger: Logger;
   private readonly backoff: BackoffOptions | undefined;
   private readonly abort = new AbortController();
   private state: SourceStatus = 'new';
+  private readonly onStatus: ((status: SourceStatus) => void) | undefined;
   private shutdownPromise: Promise<void> | undefined;
   private readonly done: Promise<void>;
   private settle!: (err?: unknown) => void;
@@ -245,6 +251,7 @@ export class KafkaSource<T> {
       throw new WaitgraphError('bad-config', `KafkaSource: startAtTimestampMs must be a unix time in ms, not ${this.startAtTimestampMs}`);
     }
     this.onAssign = options.onAssign;
+    this.onStatus = options.onStatus;
     this.kafka = kafkaClient({ ...options, logger: this.logger });
     this.groupId = options.groupId ?? 'waitgraph';
     this.consumer = this.kafka.consumer({
@@ -267,7 +274,7 @@ export class KafkaSource<T> {
    */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaSource: start() called when ${this.state}`);
-    this.state = 'starting';
+    this.setState('starting');
     const ctl = { signal: this.abort.signal, logger: this.logger, backoff: this.backoff };
     try {
       if (this.deadLetterTopic !== null) {
@@ -299,11 +306,16 @@ export class KafkaSource<T> {
         partitionsConsumedConcurrently: 1,
         eachBatch: (payload) => this.onBatch(payload),
       });
-      if (this.state === 'starting') this.state = 'running';
+      if ((this.state as SourceStatus) === 'starting') this.setState('running');
     } catch (err) {
       await this.shutdown();
       throw err instanceof WaitgraphError ? err : brokerError('KafkaSource: start', err);
     }
+  }
+
+  private setState(state: SourceStatus): void {
+    this.state = state;
+    this.onStatus?.(state);
   }
 
   /** Where the source is in its life: for `/healthz`. */
@@ -384,7 +396,7 @@ export class KafkaSource<T> {
   }
 
   private async close(err: unknown, graceMs: number): Promise<void> {
-    this.state = 'stopping';
+    this.setState('stopping');
     this.closing = true;
     const deadline = Date.now() + graceMs;
     // What was applied is committed before the consumer leaves, so a restart re-reads less.
@@ -393,7 +405,7 @@ export class KafkaSource<T> {
     const disconnected = Promise.allSettled([this.consumer.disconnect(), this.producer?.disconnect()]);
     const timedOut = new Promise<'timeout'>((ok) => setTimeout(() => ok('timeout'), Math.max(0, deadline - Date.now())).unref());
     const results = await Promise.race([disconnected, timedOut]);
-    this.state = err === undefined ? 'stopped' : 'failed';
+    this.setState(err === undefined ? 'stopped' : 'failed');
     if (results === 'timeout') {
       this.logger.warn(`KafkaSource: the batch in progress did not finish within ${graceMs} ms; left behind uncommitted`);
     } else {
@@ -547,7 +559,7 @@ export class KafkaSource<T> {
     }
     const { message, error } = first;
     this.logger.warn('KafkaSource: poison message skipped', {
-      message: message.name,
+      input: message.name,
       error: error.message,
       bytes: message.value.length,
       sample: message.value.subarray(0, POISON_SAMPLE_BYTES).toString('hex'),

@@ -19,7 +19,6 @@ import {
   OtlpHttpReceiver,
   ProcessorMetrics,
   retrying,
-  type KafkaSource,
   type SourceStatus,
 } from '../io/index.js';
 import { readAlertTopic, ensureAlertTopic } from './alert-topic.js';
@@ -30,8 +29,8 @@ import { DetectionPipeline } from './pipeline.js';
 import { HTTP_LANE } from './replay.js';
 import { FileAlertSink, KafkaTopicAlertSink, StdoutAlertSink, type AlertSink } from './sinks.js';
 import { WAITGRAPH_VERSION } from './version.js';
-import { kafkaInput } from './kafka-input.js';
-import { WaitInputCutter, type WaitInput } from './wait-input.js';
+import { KafkaThreadInput } from './kafka-thread.js';
+import { WaitInputCutter } from './wait-input.js';
 
 /** Where the processor listens, once started. */
 export interface ProcessorAddress {
@@ -61,7 +60,7 @@ export class WaitgraphProcessor {
   private readonly logger: RunLogger;
   private readonly receiver: OtlpHttpReceiver;
   private readonly kafka: Kafka | undefined;
-  private source: KafkaSource<WaitInput> | undefined;
+  private source: KafkaThreadInput | undefined;
   private readonly cutter: WaitInputCutter;
   private pipeline: DetectionPipeline | undefined;
   private sinks: AlertSink[] = [];
@@ -248,8 +247,9 @@ export class WaitgraphProcessor {
     const o = this.options;
     const pipeline = this.pipeline!;
     const encoding = o.kafkaEncoding;
-    this.source = kafkaInput({
-      kafka: this.kafka,
+    this.source = new KafkaThreadInput({
+      brokers: o.kafkaBrokers,
+      clientId: `waitgraph-${o.instanceId}`,
       topics: [
         { topic: o.spansTopic, signal: 'traces', encoding },
         { topic: o.logsTopic, signal: 'logs', encoding },
@@ -262,7 +262,7 @@ export class WaitgraphProcessor {
       // With no replay window, a new group starts at the end: old spans are not news.
       fromBeginning: false,
       startAtTimestampMs: o.replayWindowMs > 0 ? startedAtMs - o.replayWindowMs : undefined,
-      cutter: this.cutter,
+      proxyServices: o.proxyServices,
       pipeline,
       onAssign: (partitions) => {
         if (partitions.length > 0) {

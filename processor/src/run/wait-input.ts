@@ -8,9 +8,8 @@
  * take in. OTLP protobuf traces, the common input, take a fused path (`cutOtlpTracesProto`): the same cut,
  * but the spans it drops are never decoded into records (test/scale/wait-cut.test.ts holds the two alike).
  *
- * Pure: no I/O. It runs on the event loop: a worker thread that decoded and cut, handing the records over by
- * structured clone, was measured no faster on the 2-core benchmark machine (the hand-over and a second heap
- * cost the CPU the thread freed) and added latency (docs/processor.md, Throughput and latency).
+ * Pure: no I/O. `waitgraph run` cuts Kafka input on the Kafka thread (kafka-thread.ts), which hands the
+ * records to the event loop as cut frames (cut-frame.ts), and OTLP/HTTP input on the event loop.
  */
 import type { WaitRecordBatch } from '../../../schemas/index.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';

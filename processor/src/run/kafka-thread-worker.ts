@@ -1,0 +1,130 @@
+/**
+ * The Kafka thread's side of `KafkaThreadInput` (kafka-thread.ts): a `KafkaSource` that decodes and cuts
+ * each message (`WaitInputCutter`) and sends each fetched batch, as one cut frame, to the event loop that
+ * runs detection. It reads on while the event loop takes the batch in (at most `MAX_IN_FLIGHT` batches
+ * ahead), and before each commit asks the event loop to settle: offsets are still committed only once their
+ * events are in the graph and their alerts out. The messages between the two are `ToThread` and
+ * `FromThread` (kafka-thread.ts). Started by thread-entry.mjs.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { KafkaSource, type BatchInfo, type DecodedMessage, type SourceMetrics } from '../io/index.js';
+import type { Logger, LogFields } from '../io/log.js';
+import { CutFrameWriter } from './cut-frame.js';
+import { errorFromWire, errorToWire, type FromThread, type ThreadSourceOptions, type ToThread } from './kafka-thread.js';
+import { WaitInputCutter, type WaitInput } from './wait-input.js';
+
+const port = parentPort!;
+const options = workerData.options as ThreadSourceOptions;
+const send = (m: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+const record =
+  (level: 'info' | 'warn' | 'error') =>
+  (message: string, fields?: LogFields): void =>
+    send({ t: 'log', level, message, fields: fields === undefined ? undefined : wireFields(fields) });
+const logger: Logger = { info: record('info'), warn: record('warn'), error: record('error') };
+
+/** Log fields as they can be cloned: errors as their message. */
+function wireFields(fields: LogFields): LogFields {
+  const out: LogFields = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? v.message : typeof v === 'function' ? String(v) : v;
+  return out;
+}
+
+const metrics: SourceMetrics = {
+  badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },
+  consumerLag: { set: (labels: { topic: string; partition: string }, value: number) => send({ t: 'metric', name: 'consumerLag', labels, value }) },
+} as unknown as SourceMetrics;
+
+/** Answers from the event loop, by request id. */
+const waiting = new Map<number, { ok: () => void; fail: (err: unknown) => void }>();
+let nextId = 1;
+function ask(make: (id: number) => { m: FromThread; transfer?: ArrayBuffer[] }): Promise<void> {
+  const id = nextId++;
+  return new Promise<void>((ok, fail) => {
+    waiting.set(id, { ok, fail });
+    const { m, transfer } = make(id);
+    send(m, transfer);
+  });
+}
+
+/** Batches sent that the event loop has not yet taken in, at most. */
+const MAX_IN_FLIGHT = 4;
+let inFlight = 0;
+let slotFree: (() => void) | undefined;
+/** Why the event loop could not take a batch in: the source stops with it. */
+let failure: unknown;
+function freeSlot(): void {
+  inFlight--;
+  const wake = slotFree;
+  slotFree = undefined;
+  wake?.();
+}
+
+const cutter = new WaitInputCutter({ proxyServices: options.proxyServices });
+const writer = new CutFrameWriter();
+
+const source = new KafkaSource<WaitInput>({
+  brokers: options.brokers,
+  clientId: options.clientId,
+  topics: options.topics,
+  groupId: options.groupId,
+  sessionTimeoutMs: options.sessionTimeoutMs,
+  maxWaitTimeMs: options.maxWaitTimeMs,
+  deadLetterTopic: options.deadLetterTopic,
+  fromBeginning: options.fromBeginning,
+  startAtTimestampMs: options.startAtTimestampMs,
+  backoff: options.backoff,
+  logger,
+  metrics,
+  onStatus: (status) => send({ t: 'status', status }),
+  onAssign: (partitions) => send({ t: 'assign', partitions }),
+  decode: (m) => cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
+  // The batch is applied for the source once the event loop has it queued: the thread reads on while the
+  // event loop takes it in. Commits still wait for it to be in the graph, and its alerts out (beforeCommit).
+  apply: async (messages: DecodedMessage<WaitInput>[], info: BatchInfo) => {
+    while (inFlight >= MAX_IN_FLIGHT && failure === undefined) await new Promise<void>((ok) => (slotFree = ok));
+    if (failure !== undefined) throw failure;
+    for (const { value } of messages) writer.add(value);
+    const frame = writer.take();
+    const observedAtMs = messages.map((m) => m.message.timestampMs);
+    inFlight++;
+    ask((id) => ({ m: { t: 'batch', id, info, observedAtMs, frame }, transfer: [frame.ints.buffer as ArrayBuffer, frame.nums.buffer as ArrayBuffer] })).then(
+      () => freeSlot(),
+      (err: unknown) => {
+        failure ??= err;
+        freeSlot();
+      },
+    );
+  },
+  beforeCommit: async () => {
+    await ask((id) => ({ m: { t: 'settle', id } }));
+    if (failure !== undefined) throw failure;
+  },
+});
+
+source.stopped().then(
+  () => send({ t: 'stopped' }),
+  (err: unknown) => send({ t: 'stopped', error: errorToWire(err) }),
+);
+
+port.on('message', (m: ToThread) => {
+  switch (m.t) {
+    case 'start':
+      source.start().then(
+        () => send({ t: 'started' }),
+        (err: unknown) => send({ t: 'start-failed', error: errorToWire(err) }),
+      );
+      break;
+    case 'answer': {
+      const w = waiting.get(m.id);
+      waiting.delete(m.id);
+      if (m.error === undefined) w?.ok();
+      else w?.fail(errorFromWire(m.error));
+      break;
+    }
+    case 'shutdown':
+      // The event loop goes on answering until the source has stopped: what was applied gets committed.
+      void source.shutdown(m.graceMs);
+      break;
+  }
+});

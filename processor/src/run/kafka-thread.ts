@@ -1,0 +1,224 @@
+/**
+ * The Kafka input of `waitgraph run` on a thread of its own: the same source, decode and cut as `kafkaInput`
+ * (kafka-input.ts), but the kafkajs consumer and the cut run in a worker thread (kafka-thread-worker.ts), and
+ * the event loop only reads each batch's cut frame back into records (cut-frame.ts) and runs detection.
+ *
+ * Why: on the benchmark's workload, reading the messages (kafkajs) and cutting them cost the event loop
+ * about as much as detection did. Split, the two run side by side on two cores, and a span that closes a
+ * cycle no longer waits behind the decoding of the messages before it (`npm run bench:kafka`).
+ *
+ * Delivery is `kafkaInput`'s: a batch's frame goes to the event loop, which takes it into the pipeline and
+ * answers; only then is the batch applied for the source, and its offsets are committed once its alerts are
+ * out (the source's `beforeCommit` asks the event loop too). The source's dead-letter topic, its metrics
+ * (`bad_input_total`, consumer lag) and its log lines come through to the processor's.
+ *
+ * The thread keeps its own memory of open spans and wanted ancestors (`WaitRecordBuilder`): spans that come
+ * by OTLP/HTTP are cut apart from those that come by Kafka. A chain whose spans came by both is cut as if
+ * it were two.
+ */
+import { Worker } from 'node:worker_threads';
+import { ERROR_CODES, WaitgraphError, type ErrorCode } from '../errors.js';
+import type { AssignedPartition, BackoffOptions, BatchInfo, SourceStatus, SourceTopic } from '../io/index.js';
+import type { Logger, LogFields } from '../io/log.js';
+import type { ProcessorMetrics } from '../io/metrics.js';
+import { readCutFrame, type CutFrame } from './cut-frame.js';
+import type { DetectionPipeline } from './pipeline.js';
+
+/** What the thread's source is built from: `KafkaSourceOptions` that can cross to a thread, and the cut's. */
+export interface ThreadSourceOptions {
+  brokers: string[];
+  clientId?: string;
+  topics: SourceTopic[];
+  groupId?: string;
+  sessionTimeoutMs?: number;
+  maxWaitTimeMs?: number;
+  deadLetterTopic?: string | null;
+  fromBeginning?: boolean;
+  startAtTimestampMs?: number;
+  backoff?: BackoffOptions;
+  /** As `WaitFilterOptions.proxyServices`. */
+  proxyServices?: string[];
+}
+
+/** Options of `KafkaThreadInput`. */
+export interface KafkaThreadInputOptions extends ThreadSourceOptions {
+  /** Takes the batches, and the partitions assigned (before `onAssign` is called). Required. */
+  pipeline: DetectionPipeline;
+  /** Metrics the source updates. Default none. */
+  metrics?: ProcessorMetrics;
+  /** Where the source's log lines go. */
+  logger: Logger;
+  /** As `KafkaSourceOptions.onAssign`. */
+  onAssign?: (partitions: AssignedPartition[]) => void;
+}
+
+/** An error as it crosses between threads. */
+export interface WireError {
+  message: string;
+  code?: ErrorCode;
+  retriable?: boolean;
+}
+
+/** Messages to the thread. */
+export type ToThread = { t: 'start' } | { t: 'answer'; id: number; error?: WireError } | { t: 'shutdown'; graceMs: number };
+
+/** Messages from the thread. */
+export type FromThread =
+  | { t: 'started' }
+  | { t: 'start-failed'; error: WireError }
+  | { t: 'status'; status: SourceStatus }
+  | { t: 'assign'; partitions: AssignedPartition[] }
+  | { t: 'batch'; id: number; info: BatchInfo; observedAtMs: number[]; frame: CutFrame }
+  | { t: 'settle'; id: number }
+  | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: LogFields }
+  | { t: 'metric'; name: 'badInput' | 'consumerLag'; labels: Record<string, string>; value: number }
+  | { t: 'stopped'; error?: WireError };
+
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof WaitgraphError) return { message: err.message, code: err.code, retriable: err.retriable };
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+/** A WaitgraphError again (an error that was none is `internal`, not retriable: a bug). */
+export function errorFromWire(e: WireError): WaitgraphError {
+  const code = e.code !== undefined && ERROR_CODES.includes(e.code) ? e.code : 'internal';
+  return new WaitgraphError(code, e.message, { retriable: e.retriable ?? false });
+}
+
+/** The worker's entry: registers the TypeScript loader in the thread, then loads kafka-thread-worker.ts. */
+const ENTRY = new URL('./thread-entry.mjs', import.meta.url);
+const WORKER_MODULE = new URL('./kafka-thread-worker.ts', import.meta.url).href;
+
+/** A Kafka source on a thread of its own, feeding the pipeline; the surface of `KafkaSource` the processor uses. */
+export class KafkaThreadInput {
+  private worker: Worker | undefined;
+  private state: SourceStatus = 'new';
+  private readonly done: Promise<void>;
+  private settle!: (err?: WaitgraphError) => void;
+  private settled = false;
+  private started: { ok: () => void; fail: (err: unknown) => void } | undefined;
+
+  constructor(private readonly options: KafkaThreadInputOptions) {
+    this.done = new Promise<void>((ok, fail) => {
+      this.settle = (err) => {
+        if (this.settled) return;
+        this.settled = true;
+        if (err === undefined) ok();
+        else fail(err);
+      };
+    });
+    this.done.catch(() => {});
+  }
+
+  /** As `KafkaSource.start`: resolves once the consumer runs. */
+  start(): Promise<void> {
+    if (this.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaThreadInput: start() called when ${this.state}`);
+    const { pipeline, metrics, logger, onAssign, ...source } = this.options;
+    const worker = new Worker(ENTRY, {
+      workerData: { module: WORKER_MODULE, options: source },
+      // The cut's garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js).
+      resourceLimits: { maxYoungGenerationSizeMb: 192 },
+    });
+    this.worker = worker;
+    this.state = 'starting';
+    worker.on('message', (m: FromThread) => this.onMessage(m));
+    worker.on('error', (err) => this.failed(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })));
+    worker.on('exit', (code) => this.failed(code === 0 ? undefined : new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)));
+    return new Promise<void>((ok, fail) => {
+      this.started = { ok, fail };
+      this.post({ t: 'start' });
+    });
+  }
+
+  /** As `KafkaSource.status`. */
+  get status(): SourceStatus {
+    return this.state;
+  }
+
+  /** As `KafkaSource.stopped`. */
+  stopped(): Promise<void> {
+    return this.done;
+  }
+
+  /** As `KafkaSource.shutdown`: the thread stops its source (within `graceMs`) and ends. Idempotent. */
+  async shutdown(graceMs = 10_000): Promise<void> {
+    if (this.worker === undefined || this.settled) {
+      this.state = this.settled ? this.state : 'stopped';
+      this.settle();
+      return;
+    }
+    if (this.state !== 'stopping') this.post({ t: 'shutdown', graceMs });
+    this.state = 'stopping';
+    const timer = setTimeout(() => void this.worker?.terminate(), graceMs + 2_000);
+    await this.done.catch(() => {});
+    clearTimeout(timer);
+    await this.worker.terminate();
+  }
+
+  private post(m: ToThread): void {
+    this.worker?.postMessage(m);
+  }
+
+  private answer(id: number, work: Promise<void>): void {
+    work.then(
+      () => this.post({ t: 'answer', id }),
+      (err: unknown) => this.post({ t: 'answer', id, error: errorToWire(err) }),
+    );
+  }
+
+  private onMessage(m: FromThread): void {
+    const o = this.options;
+    switch (m.t) {
+      case 'batch': {
+        const { info } = m;
+        this.answer(
+          m.id,
+          (async () => {
+            const inputs = readCutFrame(m.frame);
+            const items = inputs.map((held, k) => ({ batch: held.batch, observedAtMs: m.observedAtMs[k], held }));
+            const behind = BigInt(info.highWatermark) > BigInt(info.lastOffset) + 1n;
+            await o.pipeline.take(`${info.topic}/${info.partition}`, items, info.receivedAtMs, info.lastOffset, behind);
+          })(),
+        );
+        break;
+      }
+      case 'settle':
+        this.answer(m.id, o.pipeline.settled());
+        break;
+      case 'assign':
+        o.pipeline.assign(m.partitions);
+        o.onAssign?.(m.partitions);
+        break;
+      case 'log':
+        o.logger[m.level](m.message, m.fields);
+        break;
+      case 'metric':
+        if (m.name === 'badInput') o.metrics?.badInput.inc(m.labels as { reason: string }, m.value);
+        else o.metrics?.consumerLag.set(m.labels as { topic: string; partition: string }, m.value);
+        break;
+      case 'status':
+        this.state = m.status;
+        break;
+      case 'started':
+        this.started?.ok();
+        this.started = undefined;
+        break;
+      case 'start-failed':
+        this.started?.fail(errorFromWire(m.error));
+        this.started = undefined;
+        break;
+      case 'stopped':
+        this.failed(m.error === undefined ? undefined : errorFromWire(m.error));
+        break;
+    }
+  }
+
+  /** The thread's source stopped (or the thread ended): `stopped()` settles, with the error if any. */
+  private failed(err: WaitgraphError | undefined): void {
+    if (this.settled) return;
+    this.state = err === undefined ? 'stopped' : 'failed';
+    this.started?.fail(err ?? new WaitgraphError('internal', 'KafkaThreadInput: stopped before it started'));
+    this.started = undefined;
+    this.settle(err);
+  }
+}
