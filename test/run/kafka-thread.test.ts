@@ -8,7 +8,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessorMetrics, type AssignedPartition } from '../../processor/src/io/index.js';
 import type { DetectionPipeline, TimedBatch, WaitInput } from '../../processor/src/run/index.js';
-import { KafkaThreadInput, WaitInputCutter } from '../../processor/src/run/index.js';
+import { KafkaThread, KafkaThreadInput, WaitInputCutter } from '../../processor/src/run/index.js';
 import { buildWorkload } from '../../processor/bench/otlp-workload.js';
 import { kafkaWithProducer, uniqueTopic, type TestKafka } from '../support/kafka.js';
 import { committedOffsets, endOffsets, recordingLogger, waitFor } from '../io/kafka-helpers.js';
@@ -56,7 +56,12 @@ class FakePipeline {
   }
 }
 
-function startInput(topic: string, groupId: string, pipeline: FakePipeline, extra: { metrics?: ProcessorMetrics; logger?: ReturnType<typeof recordingLogger> } = {}) {
+function startInput(
+  topic: string,
+  groupId: string,
+  pipeline: FakePipeline,
+  extra: { metrics?: ProcessorMetrics; logger?: ReturnType<typeof recordingLogger>; thread?: KafkaThread } = {},
+) {
   const input = new KafkaThreadInput({
     brokers: broker.brokers,
     topics: [{ topic, signal: 'traces' }],
@@ -67,6 +72,7 @@ function startInput(topic: string, groupId: string, pipeline: FakePipeline, extr
     pipeline: pipeline as unknown as DetectionPipeline,
     logger: extra.logger ?? recordingLogger(),
     metrics: extra.metrics,
+    thread: extra.thread,
   });
   inputs.push(input);
   return input;
@@ -140,5 +146,39 @@ describe('the Kafka input on its own thread', () => {
     expect(input.status).toBe('failed');
     expect(logger.records.some((r) => r.level === 'error' && String(r.fields?.error).includes('the graph is broken'))).toBe(true);
     expect(Object.values(await committedOffsets(kafka, groupId, topic))).toEqual(['-1']);
+  });
+
+  it('runs one source after another on one thread, each with a cut of its own, and ends only a thread of its own', { timeout: 60_000 }, async () => {
+    const topic = uniqueTopic('otlp_spans');
+    await broker.createTopic(topic, 1);
+    // In reverse order: the ended version of a span comes before its open snapshot. A cut that remembered
+    // the first source's snapshots would keep, in the second, ended versions that the first dropped.
+    const work = buildWorkload({ spans: 1_000, batchSize: 250, seed: 4, services: 1, partialsEndAfter: 1 });
+    work.batches.reverse();
+    for (const b of work.batches) await producer.send({ topic, messages: [{ value: Buffer.from(b) }] });
+    const thread = new KafkaThread();
+    try {
+      const cutter = new WaitInputCutter();
+      const expected = work.batches.map((bytes, i) => cutter.cut({ signal: 'traces', encoding: 'proto', bytes, name: `${topic}/0@${i}` }));
+      for (const round of [1, 2]) {
+        const pipeline = new FakePipeline();
+        const input = startInput(topic, uniqueTopic(`group-${round}`), pipeline, { thread });
+        await input.start();
+        await waitFor(`round ${round}: every span taken in`, () => pipeline.spans === work.spanCount);
+        // The same records each time: the second source does not inherit the first one's memory of spans.
+        expect(pipeline.taken.flatMap((t) => t.items.map((it) => it.held))).toEqual(expected);
+        await input.shutdown();
+        expect(input.status).toBe('stopped');
+        expect(thread.ended).toBe(false);
+      }
+      // A second source while one runs is refused.
+      const running = startInput(topic, uniqueTopic('group-3'), new FakePipeline(), { thread });
+      await running.start();
+      expect(() => startInput(topic, uniqueTopic('group-4'), new FakePipeline(), { thread }).start()).toThrow(/runs a source already/);
+      await running.shutdown();
+    } finally {
+      await thread.close();
+    }
+    expect(thread.ended).toBe(true);
   });
 });

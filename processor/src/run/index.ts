@@ -7,7 +7,7 @@ export { DEMO_INCIDENT, retimed, runDemo } from './demo.js';
 export { decodeOtlpPayload } from './decode-input.js';
 export { kafkaInput } from './kafka-input.js';
 export type { KafkaInputOptions } from './kafka-input.js';
-export { KafkaThreadInput } from './kafka-thread.js';
+export { KafkaThread, KafkaThreadInput } from './kafka-thread.js';
 export type { KafkaThreadInputOptions } from './kafka-thread.js';
 export { CutFrameWriter, readCutFrame } from './cut-frame.js';
 export type { CutFrame } from './cut-frame.js';

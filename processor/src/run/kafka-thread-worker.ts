@@ -4,9 +4,10 @@
  * runs detection. It reads on while the event loop takes the batch in (at most `MAX_IN_FLIGHT` batches
  * ahead), and before each commit asks the event loop to settle: offsets are still committed only once their
  * events are in the graph and their alerts out. The messages between the two are `ToThread` and
- * `FromThread` (kafka-thread.ts). Started by thread-entry.mjs.
+ * `FromThread` (kafka-thread.ts). Started by thread-entry.mjs. A thread runs one source at a time, and may
+ * run another after it (each with a cut of its own): its code stays warm.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { KafkaSource, type BatchInfo, type DecodedMessage, type SourceMetrics } from '../io/index.js';
 import type { Logger, LogFields } from '../io/log.js';
 import { CutFrameWriter } from './cut-frame.js';
@@ -14,7 +15,6 @@ import { errorFromWire, errorToWire, type FromThread, type ThreadSourceOptions, 
 import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
 const port = parentPort!;
-const options = workerData.options as ThreadSourceOptions;
 const send = (m: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
 const record =
@@ -49,72 +49,94 @@ function ask(make: (id: number) => { m: FromThread; transfer?: ArrayBuffer[] }):
 
 /** Batches sent that the event loop has not yet taken in, at most. */
 const MAX_IN_FLIGHT = 4;
-let inFlight = 0;
-let slotFree: (() => void) | undefined;
-/** Why the event loop could not take a batch in: the source stops with it. */
-let failure: unknown;
-function freeSlot(): void {
-  inFlight--;
-  const wake = slotFree;
-  slotFree = undefined;
-  wake?.();
-}
 
-const cutter = new WaitInputCutter({ proxyServices: options.proxyServices });
-const writer = new CutFrameWriter();
+/** One source on the thread, from `start` until it has stopped. */
+class Run {
+  private inFlight = 0;
+  private slotFree: (() => void) | undefined;
+  /** Why the event loop could not take a batch in: the source stops with it. */
+  private failure: unknown;
+  private readonly cutter: WaitInputCutter;
+  private readonly writer = new CutFrameWriter();
+  readonly source: KafkaSource<WaitInput>;
 
-const source = new KafkaSource<WaitInput>({
-  brokers: options.brokers,
-  clientId: options.clientId,
-  topics: options.topics,
-  groupId: options.groupId,
-  sessionTimeoutMs: options.sessionTimeoutMs,
-  maxWaitTimeMs: options.maxWaitTimeMs,
-  deadLetterTopic: options.deadLetterTopic,
-  fromBeginning: options.fromBeginning,
-  startAtTimestampMs: options.startAtTimestampMs,
-  backoff: options.backoff,
-  logger,
-  metrics,
-  onStatus: (status) => send({ t: 'status', status }),
-  onAssign: (partitions) => send({ t: 'assign', partitions }),
-  decode: (m) => cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
-  // The batch is applied for the source once the event loop has it queued: the thread reads on while the
-  // event loop takes it in. Commits still wait for it to be in the graph, and its alerts out (beforeCommit).
-  apply: async (messages: DecodedMessage<WaitInput>[], info: BatchInfo) => {
-    while (inFlight >= MAX_IN_FLIGHT && failure === undefined) await new Promise<void>((ok) => (slotFree = ok));
-    if (failure !== undefined) throw failure;
-    for (const { value } of messages) writer.add(value);
-    const frame = writer.take();
+  constructor(options: ThreadSourceOptions) {
+    this.cutter = new WaitInputCutter({ proxyServices: options.proxyServices });
+    this.source = new KafkaSource<WaitInput>({
+      brokers: options.brokers,
+      clientId: options.clientId,
+      topics: options.topics,
+      groupId: options.groupId,
+      sessionTimeoutMs: options.sessionTimeoutMs,
+      maxWaitTimeMs: options.maxWaitTimeMs,
+      deadLetterTopic: options.deadLetterTopic,
+      fromBeginning: options.fromBeginning,
+      startAtTimestampMs: options.startAtTimestampMs,
+      backoff: options.backoff,
+      logger,
+      metrics,
+      onStatus: (status) => send({ t: 'status', status }),
+      onAssign: (partitions) => send({ t: 'assign', partitions }),
+      decode: (m) => this.cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
+      apply: (messages, info) => this.apply(messages, info),
+      beforeCommit: async () => {
+        await ask((id) => ({ m: { t: 'settle', id } }));
+        if (this.failure !== undefined) throw this.failure;
+      },
+    });
+  }
+
+  /**
+   * The batch is applied for the source once the event loop has it queued: the thread reads on while the
+   * event loop takes it in. Commits still wait for it to be in the graph, and its alerts out (beforeCommit).
+   */
+  private async apply(messages: DecodedMessage<WaitInput>[], info: BatchInfo): Promise<void> {
+    while (this.inFlight >= MAX_IN_FLIGHT && this.failure === undefined) await new Promise<void>((ok) => (this.slotFree = ok));
+    if (this.failure !== undefined) throw this.failure;
+    for (const { value } of messages) this.writer.add(value);
+    const frame = this.writer.take();
     const observedAtMs = messages.map((m) => m.message.timestampMs);
-    inFlight++;
+    this.inFlight++;
     ask((id) => ({ m: { t: 'batch', id, info, observedAtMs, frame }, transfer: [frame.ints.buffer as ArrayBuffer, frame.nums.buffer as ArrayBuffer] })).then(
-      () => freeSlot(),
+      () => this.freeSlot(),
       (err: unknown) => {
-        failure ??= err;
-        freeSlot();
+        this.failure ??= err;
+        this.freeSlot();
       },
     );
-  },
-  beforeCommit: async () => {
-    await ask((id) => ({ m: { t: 'settle', id } }));
-    if (failure !== undefined) throw failure;
-  },
-});
+  }
 
-source.stopped().then(
-  () => send({ t: 'stopped' }),
-  (err: unknown) => send({ t: 'stopped', error: errorToWire(err) }),
-);
+  private freeSlot(): void {
+    this.inFlight--;
+    const wake = this.slotFree;
+    this.slotFree = undefined;
+    wake?.();
+  }
+}
+
+let run: Run | undefined;
 
 port.on('message', (m: ToThread) => {
   switch (m.t) {
-    case 'start':
-      source.start().then(
+    case 'start': {
+      if (run !== undefined) {
+        send({ t: 'start-failed', error: { message: 'KafkaThreadInput: the thread runs a source already', code: 'bad-usage' } });
+        break;
+      }
+      const current = new Run(m.options);
+      run = current;
+      current.source.stopped().then(
+        () => send({ t: 'stopped' }),
+        (err: unknown) => send({ t: 'stopped', error: errorToWire(err) }),
+      ).finally(() => {
+        if (run === current) run = undefined;
+      });
+      current.source.start().then(
         () => send({ t: 'started' }),
         (err: unknown) => send({ t: 'start-failed', error: errorToWire(err) }),
       );
       break;
+    }
     case 'answer': {
       const w = waiting.get(m.id);
       waiting.delete(m.id);
@@ -124,7 +146,7 @@ port.on('message', (m: ToThread) => {
     }
     case 'shutdown':
       // The event loop goes on answering until the source has stopped: what was applied gets committed.
-      void source.shutdown(m.graceMs);
+      void run?.source.shutdown(m.graceMs);
       break;
   }
 });

@@ -50,6 +50,8 @@ export interface KafkaThreadInputOptions extends ThreadSourceOptions {
   logger: Logger;
   /** As `KafkaSourceOptions.onAssign`. */
   onAssign?: (partitions: AssignedPartition[]) => void;
+  /** The thread to run on, its source stopped; default a thread of its own, ended at shutdown. */
+  thread?: KafkaThread;
 }
 
 /** An error as it crosses between threads. */
@@ -60,7 +62,7 @@ export interface WireError {
 }
 
 /** Messages to the thread. */
-export type ToThread = { t: 'start' } | { t: 'answer'; id: number; error?: WireError } | { t: 'shutdown'; graceMs: number };
+export type ToThread = { t: 'start'; options: ThreadSourceOptions } | { t: 'answer'; id: number; error?: WireError } | { t: 'shutdown'; graceMs: number };
 
 /** Messages from the thread. */
 export type FromThread =
@@ -89,14 +91,45 @@ export function errorFromWire(e: WireError): WaitgraphError {
 const ENTRY = new URL('./thread-entry.mjs', import.meta.url);
 const WORKER_MODULE = new URL('./kafka-thread-worker.ts', import.meta.url).href;
 
+/**
+ * A worker thread for Kafka sources, one at a time (`KafkaThreadInput`). A processor has one for its life;
+ * the benchmark runs one source after another on one, as a processor that has been running would run them.
+ */
+export class KafkaThread {
+  readonly worker: Worker;
+  /** The input whose source the thread runs, if any. */
+  user: KafkaThreadInput | undefined;
+  private exited = false;
+
+  constructor() {
+    this.worker = new Worker(ENTRY, {
+      workerData: { module: WORKER_MODULE },
+      // The cut's garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js).
+      resourceLimits: { maxYoungGenerationSizeMb: 192 },
+    });
+    this.worker.once('exit', () => (this.exited = true));
+  }
+
+  /** Whether the thread has ended. */
+  get ended(): boolean {
+    return this.exited;
+  }
+
+  /** Ends the thread (its source, if any, left as it is). */
+  async close(): Promise<void> {
+    if (!this.exited) await this.worker.terminate();
+  }
+}
+
 /** A Kafka source on a thread of its own, feeding the pipeline; the surface of `KafkaSource` the processor uses. */
 export class KafkaThreadInput {
-  private worker: Worker | undefined;
+  private thread: KafkaThread | undefined;
   private state: SourceStatus = 'new';
   private readonly done: Promise<void>;
   private settle!: (err?: WaitgraphError) => void;
   private settled = false;
   private started: { ok: () => void; fail: (err: unknown) => void } | undefined;
+  private readonly listeners: { message: (m: FromThread) => void; error: (err: Error) => void; exit: (code: number) => void };
 
   constructor(private readonly options: KafkaThreadInputOptions) {
     this.done = new Promise<void>((ok, fail) => {
@@ -108,25 +141,29 @@ export class KafkaThreadInput {
       };
     });
     this.done.catch(() => {});
+    this.listeners = {
+      message: (m) => this.onMessage(m),
+      error: (err) => this.failed(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })),
+      exit: (code) => this.failed(new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)),
+    };
   }
 
   /** As `KafkaSource.start`: resolves once the consumer runs. */
   start(): Promise<void> {
     if (this.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaThreadInput: start() called when ${this.state}`);
-    const { pipeline, metrics, logger, onAssign, ...source } = this.options;
-    const worker = new Worker(ENTRY, {
-      workerData: { module: WORKER_MODULE, options: source },
-      // The cut's garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js).
-      resourceLimits: { maxYoungGenerationSizeMb: 192 },
-    });
-    this.worker = worker;
+    const { pipeline, metrics, logger, onAssign, thread, ...source } = this.options;
+    const t = thread ?? new KafkaThread();
+    if (t.ended) throw new WaitgraphError('bad-usage', 'KafkaThreadInput: the thread has ended');
+    if (t.user !== undefined) throw new WaitgraphError('bad-usage', 'KafkaThreadInput: the thread runs a source already');
+    t.user = this;
+    this.thread = t;
     this.state = 'starting';
-    worker.on('message', (m: FromThread) => this.onMessage(m));
-    worker.on('error', (err) => this.failed(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })));
-    worker.on('exit', (code) => this.failed(code === 0 ? undefined : new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)));
+    t.worker.on('message', this.listeners.message);
+    t.worker.on('error', this.listeners.error);
+    t.worker.on('exit', this.listeners.exit);
     return new Promise<void>((ok, fail) => {
       this.started = { ok, fail };
-      this.post({ t: 'start' });
+      this.post({ t: 'start', options: source });
     });
   }
 
@@ -140,23 +177,38 @@ export class KafkaThreadInput {
     return this.done;
   }
 
-  /** As `KafkaSource.shutdown`: the thread stops its source (within `graceMs`) and ends. Idempotent. */
+  /**
+   * As `KafkaSource.shutdown`: the thread stops its source (within `graceMs`); a thread of its own then
+   * ends. Idempotent.
+   */
   async shutdown(graceMs = 10_000): Promise<void> {
-    if (this.worker === undefined || this.settled) {
-      this.state = this.settled ? this.state : 'stopped';
+    const t = this.thread;
+    if (t === undefined || this.settled) {
+      if (t === undefined) this.state = 'stopped';
       this.settle();
+      if (t !== undefined) this.release(t);
       return;
     }
     if (this.state !== 'stopping') this.post({ t: 'shutdown', graceMs });
     this.state = 'stopping';
-    const timer = setTimeout(() => void this.worker?.terminate(), graceMs + 2_000);
+    // A thread that does not stop its source in time is ended (a shared one too: it is stuck).
+    const timer = setTimeout(() => void t.close(), graceMs + 2_000);
     await this.done.catch(() => {});
     clearTimeout(timer);
-    await this.worker.terminate();
+    this.release(t);
+  }
+
+  /** Lets go of the thread: ends it if it was this input's own. */
+  private release(t: KafkaThread): void {
+    if (t.user === this) t.user = undefined;
+    t.worker.off('message', this.listeners.message);
+    t.worker.off('error', this.listeners.error);
+    t.worker.off('exit', this.listeners.exit);
+    if (this.options.thread === undefined) void t.close();
   }
 
   private post(m: ToThread): void {
-    this.worker?.postMessage(m);
+    this.thread?.worker.postMessage(m);
   }
 
   private answer(id: number, work: Promise<void>): void {
