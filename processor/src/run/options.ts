@@ -88,8 +88,9 @@ export interface RunOptions {
   history?: Duration;
   /**
    * Most spans the live graph holds: past it, the oldest ended ones are forgotten before `history` is up
-   * (`waitgraph_history_seconds` shows the history in effect). Default 1000000 (820 - 870 MiB resident on
-   * the benchmark load, up to 1,108 MiB where every span is an open task of its own: docs/processor.md).
+   * (`waitgraph_history_seconds` shows the history in effect). Default 1000000 (810 - 870 MiB resident on
+   * the benchmark load when just full, up to about 1.3 GiB with the garbage of forgotten spans before a
+   * collection, up to 1,108 MiB where every span is an open task of its own: docs/processor.md).
    */
   maxSpans?: number;
   /** How often a stats line is logged; 0 for never. Default `10s`. */
