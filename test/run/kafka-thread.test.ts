@@ -181,4 +181,16 @@ describe('the Kafka input on its own thread', () => {
     }
     expect(thread.ended).toBe(true);
   });
+
+  it('stops, failed, when its thread ends under it', { timeout: 60_000 }, async () => {
+    const topic = uniqueTopic('otlp_spans');
+    await broker.createTopic(topic, 1);
+    const thread = new KafkaThread();
+    const input = startInput(topic, uniqueTopic('group'), new FakePipeline(), { thread });
+    await input.start();
+    await thread.worker.terminate();
+    await expect(input.stopped()).rejects.toThrow(/the thread exited with 1/);
+    expect(input.status).toBe('failed');
+    expect(thread.ended).toBe(true);
+  });
 });

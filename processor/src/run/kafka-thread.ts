@@ -143,8 +143,8 @@ export class KafkaThreadInput {
     this.done.catch(() => {});
     this.listeners = {
       message: (m) => this.onMessage(m),
-      error: (err) => this.failed(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })),
-      exit: (code) => this.failed(new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)),
+      error: (err) => this.ended(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })),
+      exit: (code) => this.ended(new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)),
     };
   }
 
@@ -260,13 +260,13 @@ export class KafkaThreadInput {
         this.started = undefined;
         break;
       case 'stopped':
-        this.failed(m.error === undefined ? undefined : errorFromWire(m.error));
+        this.ended(m.error === undefined ? undefined : errorFromWire(m.error));
         break;
     }
   }
 
   /** The thread's source stopped (or the thread ended): `stopped()` settles, with the error if any. */
-  private failed(err: WaitgraphError | undefined): void {
+  private ended(err: WaitgraphError | undefined): void {
     if (this.settled) return;
     this.state = err === undefined ? 'stopped' : 'failed';
     this.started?.fail(err ?? new WaitgraphError('internal', 'KafkaThreadInput: stopped before it started'));
