@@ -120,5 +120,10 @@ describe('waitgraph run options', () => {
     const logfmt = createLogger({ level: 'debug', format: 'logfmt', write: (l) => void lines.push(l) });
     logfmt.debug('two words', { n: 3, path: 'a b' });
     expect(lines[1]).toMatch(/^time=\S+ level=debug msg="two words" n=3 path="a b"$/);
+    // A field named as one of the record's own keys does not overwrite it.
+    json.warn('the line', { message: 'a field', level: 'x', time: 't' });
+    expect(JSON.parse(lines[2]!)).toMatchObject({ level: 'warn', message: 'the line', 'field.message': 'a field', 'field.level': 'x', 'field.time': 't' });
+    logfmt.info('the line', { msg: 'a field' });
+    expect(lines[3]).toMatch(/^time=\S+ level=info msg="the line" field\.msg="a field"$/);
   });
 });

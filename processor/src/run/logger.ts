@@ -30,12 +30,20 @@ function logfmtValue(v: unknown): string {
   return /^[^\s"=\\]+$/.test(s) ? s : JSON.stringify(s);
 }
 
+/** The keys of a record's own: a field of the same name is written as `field.<name>`. */
+const OWN_KEYS = new Set(['time', 'level', 'message', 'msg']);
+
 /** Formats one record as a line (without the newline). */
 export function formatRecord(format: LogFormat, level: LogLevel, message: string, fields: LogFields): string {
   const time = new Date().toISOString();
-  if (format === 'json') return JSON.stringify({ time, level, message, ...fields });
+  const keyOf = (k: string) => (OWN_KEYS.has(k) ? `field.${k}` : k);
+  if (format === 'json') {
+    const record: LogFields = { time, level, message };
+    for (const [k, v] of Object.entries(fields)) record[keyOf(k)] = v;
+    return JSON.stringify(record);
+  }
   const parts = [`time=${time}`, `level=${level}`, `msg=${logfmtValue(message)}`];
-  for (const [k, v] of Object.entries(fields)) if (v !== undefined) parts.push(`${k.replace(/[\s="]/g, '_')}=${logfmtValue(v)}`);
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) parts.push(`${keyOf(k).replace(/[\s="]/g, '_')}=${logfmtValue(v)}`);
   return parts.join(' ');
 }
 
