@@ -35,10 +35,12 @@ import { Partitioners } from 'kafkajs';
 import { WaitgraphError } from '../errors.js';
 import { brokerError, IDEMPOTENT_PRODUCER_RETRY, kafkaClient, retrying, sleep, type BackoffOptions, type KafkaClientOptions } from './kafka-client.js';
 import { stderrLogger, type Logger } from './log.js';
-import type { ProcessorMetrics } from './metrics.js';
 
-/** The metrics a source updates: those of `ProcessorMetrics` it names. */
-export type SourceMetrics = Pick<ProcessorMetrics, 'badInput' | 'consumerLag'>;
+/** The metrics a source updates (`ProcessorMetrics` has them), as the source uses them. */
+export interface SourceMetrics {
+  badInput: { inc(labels: { reason: string }, value?: number): void };
+  consumerLag: { set(labels: { topic: string; partition: string }, value: number): void };
+}
 
 /** Signals the source reads. */
 export const SIGNALS = ['traces', 'logs'] as const;

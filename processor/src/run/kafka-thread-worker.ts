@@ -33,7 +33,7 @@ function wireFields(fields: LogFields): LogFields {
 const metrics: SourceMetrics = {
   badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },
   consumerLag: { set: (labels: { topic: string; partition: string }, value: number) => send({ t: 'metric', name: 'consumerLag', labels, value }) },
-} as unknown as SourceMetrics;
+};
 
 /** Answers from the event loop, by request id. */
 const waiting = new Map<number, { ok: () => void; fail: (err: unknown) => void }>();
