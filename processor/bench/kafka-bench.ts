@@ -36,8 +36,8 @@
  *    seconds), and not before `--warmup` s (default 3), every `--every` ms (default 100) a lock cycle is
  *    sent, its two spans on two partitions, and the time from producing the span that closes it to the
  *    alert on the alert topic is measured, over `--cycles` cycles (default 400). The cycles begin once the
- *    processor's graph is full: it holds its default --max-spans, a million, and forgets as fast as it takes
- *    in (its `waitgraph_spans_forgotten_total` has moved; about a minute at the default load).
+ *    processor's graph is full: it holds its --max-spans (default 500,000) and forgets as fast as it takes
+ *    in (its `waitgraph_spans_forgotten_total` has moved; about half a minute at the default load).
  *    Target: p99 < 200 ms. A processor that falls behind shows as cycles not alerted. `--series` prints
  *    every cycle's latency in the order sent, and the processor's state every second.
  *

@@ -43,7 +43,7 @@ describe('waitgraph run options', () => {
       detectIntervalMs: 250,
       staleAfterMs: 10_000,
       historyMs: 600_000,
-      maxSpans: 1_000_000,
+      maxSpans: 500_000,
       kafkaSessionTimeoutMs: 10_000,
       logLevel: 'info',
       logFormat: 'json',

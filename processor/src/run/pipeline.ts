@@ -36,7 +36,7 @@ export interface PipelineOptions {
   staleAfterMs: number;
   /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
   historyMs?: number;
-  /** Most spans the graph holds (see `Detector.forget`). Default 1000000. */
+  /** Most spans the graph holds (see `Detector.forget`). Default 500000. */
   maxSpans?: number;
   /** Sinks, the record of what was announced first (Kafka topic, or the alert file without Kafka). */
   sinks: AlertSink[];
@@ -209,7 +209,7 @@ export class DetectionPipeline {
       }
       const clock = this.stalenessClock();
       this.detector.expire(clock * 1e6, this.options.staleAfterMs * 1e6);
-      const forgotten = this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? 1_000_000);
+      const forgotten = this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? 500_000);
       this.options.metrics.forgot(forgotten, this.detector.historyStart, clock * 1e6);
       await this.publish(this.detector.detect(), undefined);
       this.updateGauges(false);

@@ -54,7 +54,7 @@ export interface DetectStageOptions extends KafkaClientOptions {
   staleAfterMs?: number;
   /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
   historyMs?: number;
-  /** Most spans the graph holds (see `Detector.forget`). Default 1000000. */
+  /** Most spans the graph holds (see `Detector.forget`). Default 500000. */
   maxSpans?: number;
   /** How often stale spans are expired when no input comes, ms. Default 1000. */
   expireEveryMs?: number;
@@ -129,7 +129,7 @@ export class DetectStage {
     if (!(staleAfterMs > 0)) throw new WaitgraphError('bad-config', `DetectStage: staleAfterMs must be > 0, got ${staleAfterMs}`);
     this.staleAfterNs = staleAfterMs * 1e6;
     this.historyNs = (options.historyMs ?? 600_000) * 1e6;
-    this.maxSpans = options.maxSpans ?? 1_000_000;
+    this.maxSpans = options.maxSpans ?? 500_000;
     this.expireEveryMs = options.expireEveryMs ?? 1_000;
     this.metrics = options.metrics;
     this.detector = new Detector(options.detector);
