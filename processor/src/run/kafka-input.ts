@@ -4,9 +4,9 @@
  * time a span was observed: for replayed input, long before now). The processor and the Kafka benchmark
  * both build it here, so the benchmark measures the processor's own path.
  */
-import { KafkaSource, type AssignedPartition, type KafkaSourceOptions } from '../io/index.js';
+import { KafkaSource, type AssignedPartition, type BatchInfo, type KafkaSourceOptions, type SourceMessage } from '../io/index.js';
 import type { DetectionPipeline } from './pipeline.js';
-import type { WaitInput, WaitInputCutter } from './wait-input.js';
+import type { OtlpPayload, WaitInput, WaitInputCutter } from './wait-input.js';
 
 /** Options of `kafkaInput`: the source's, but for decoding and applying, which it wires itself. */
 export interface KafkaInputOptions extends Omit<KafkaSourceOptions<WaitInput>, 'decode' | 'apply' | 'beforeCommit'> {
@@ -25,16 +25,34 @@ export function kafkaInput(options: KafkaInputOptions): KafkaSource<WaitInput> {
       pipeline.assign(partitions);
       onAssign?.(partitions);
     },
-    decode: (m) => cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
+    decode: (m) => cutter.cut(payloadOf(m)),
     // Taken in now, detected on with the fetch's other batches; committed once their alerts are out.
     beforeCommit: () => pipeline.settled(),
     apply: (messages, info) =>
-      pipeline.take(
-        `${info.topic}/${info.partition}`,
-        messages.map(({ message, value }) => ({ batch: value.batch, observedAtMs: message.timestampMs, held: value })),
-        info.receivedAtMs,
-        info.lastOffset,
-        BigInt(info.highWatermark) > BigInt(info.lastOffset) + 1n,
+      takeBatch(
+        pipeline,
+        messages.map((m) => m.value),
+        messages.map((m) => m.message.timestampMs),
+        info,
       ),
   });
+}
+
+/** A Kafka message as the cut takes it. */
+export function payloadOf(m: SourceMessage): OtlpPayload {
+  return { signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name };
+}
+
+/**
+ * A batch's cut inputs into the pipeline, in its partition's lane, each with its record time (the time a
+ * span was observed: for replayed input, long before now).
+ */
+export function takeBatch(pipeline: DetectionPipeline, inputs: readonly WaitInput[], observedAtMs: readonly number[], info: BatchInfo): Promise<void> {
+  return pipeline.take(
+    `${info.topic}/${info.partition}`,
+    inputs.map((held, k) => ({ batch: held.batch, observedAtMs: observedAtMs[k]!, held })),
+    info.receivedAtMs,
+    info.lastOffset,
+    BigInt(info.highWatermark) > BigInt(info.lastOffset) + 1n,
+  );
 }

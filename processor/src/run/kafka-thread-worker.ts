@@ -11,6 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import { KafkaSource, type BatchInfo, type DecodedMessage, type SourceMetrics } from '../io/index.js';
 import type { Logger, LogFields } from '../io/log.js';
 import { CutFrameWriter } from './cut-frame.js';
+import { payloadOf } from './kafka-input.js';
 import { errorFromWire, errorToWire, type FromThread, type ThreadSourceOptions, type ToThread } from './kafka-thread.js';
 import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
@@ -61,23 +62,15 @@ class Run {
   readonly source: KafkaSource<WaitInput>;
 
   constructor(options: ThreadSourceOptions) {
-    this.cutter = new WaitInputCutter({ proxyServices: options.proxyServices });
+    const { proxyServices, ...source } = options;
+    this.cutter = new WaitInputCutter({ proxyServices });
     this.source = new KafkaSource<WaitInput>({
-      brokers: options.brokers,
-      clientId: options.clientId,
-      topics: options.topics,
-      groupId: options.groupId,
-      sessionTimeoutMs: options.sessionTimeoutMs,
-      maxWaitTimeMs: options.maxWaitTimeMs,
-      deadLetterTopic: options.deadLetterTopic,
-      fromBeginning: options.fromBeginning,
-      startAtTimestampMs: options.startAtTimestampMs,
-      backoff: options.backoff,
+      ...source,
       logger,
       metrics,
       onStatus: (status) => send({ t: 'status', status }),
       onAssign: (partitions) => send({ t: 'assign', partitions }),
-      decode: (m) => this.cutter.cut({ signal: m.signal, encoding: m.encoding === 'otlp_json' ? 'json' : 'proto', bytes: m.value, name: m.name }),
+      decode: (m) => this.cutter.cut(payloadOf(m)),
       apply: (messages, info) => this.apply(messages, info),
       beforeCommit: async () => {
         await ask((id) => ({ m: { t: 'settle', id } }));

@@ -7,9 +7,9 @@
  * about as much as detection did. Split, the two run side by side on two cores, and a span that closes a
  * cycle no longer waits behind the decoding of the messages before it (`npm run bench:kafka`).
  *
- * Delivery is `kafkaInput`'s: a batch's frame goes to the event loop, which takes it into the pipeline and
- * answers; only then is the batch applied for the source, and its offsets are committed once its alerts are
- * out (the source's `beforeCommit` asks the event loop too). The source's dead-letter topic, its metrics
+ * Delivery is `kafkaInput`'s: a batch's offsets are committed only once the event loop has taken it into the
+ * pipeline and its alerts are out (the source's `beforeCommit` asks the event loop to settle). The thread
+ * reads on meanwhile, a few batches ahead. The source's dead-letter topic, its metrics
  * (`bad_input_total`, consumer lag) and its log lines come through to the processor's.
  *
  * The thread keeps its own memory of open spans and wanted ancestors (`WaitRecordBuilder`): spans that come
@@ -22,6 +22,7 @@ import type { AssignedPartition, BackoffOptions, BatchInfo, SourceStatus, Source
 import type { Logger, LogFields } from '../io/log.js';
 import type { ProcessorMetrics } from '../io/metrics.js';
 import { readCutFrame, type CutFrame } from './cut-frame.js';
+import { takeBatch } from './kafka-input.js';
 import type { DetectionPipeline } from './pipeline.js';
 
 /** What the thread's source is built from: `KafkaSourceOptions` that can cross to a thread, and the cut's. */
@@ -221,19 +222,10 @@ export class KafkaThreadInput {
   private onMessage(m: FromThread): void {
     const o = this.options;
     switch (m.t) {
-      case 'batch': {
-        const { info } = m;
-        this.answer(
-          m.id,
-          (async () => {
-            const inputs = readCutFrame(m.frame);
-            const items = inputs.map((held, k) => ({ batch: held.batch, observedAtMs: m.observedAtMs[k], held }));
-            const behind = BigInt(info.highWatermark) > BigInt(info.lastOffset) + 1n;
-            await o.pipeline.take(`${info.topic}/${info.partition}`, items, info.receivedAtMs, info.lastOffset, behind);
-          })(),
-        );
+      case 'batch':
+        // Taken in now, in the order the batches came (a frame that does not read is a rejection, answered).
+        this.answer(m.id, (async () => takeBatch(o.pipeline, readCutFrame(m.frame), m.observedAtMs, m.info))());
         break;
-      }
       case 'settle':
         this.answer(m.id, o.pipeline.settled());
         break;

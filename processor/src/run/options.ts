@@ -14,6 +14,7 @@ import { Value } from '@sinclair/typebox/value';
 import { WaitgraphError } from '../errors.js';
 import { ROLES, type Role } from '../scale/role.js';
 import { PAYLOAD_ENCODINGS, type PayloadEncoding } from '../io/index.js';
+import { DEFAULT_MAX_SPANS } from './pipeline.js';
 
 /** A duration: milliseconds, or a string with a unit: `250ms`, `10s`, `10m`, `1h`. */
 export type Duration = number | string;
@@ -88,9 +89,8 @@ export interface RunOptions {
   history?: Duration;
   /**
    * Most spans the live graph holds: past it, the oldest ended ones are forgotten before `history` is up
-   * (`waitgraph_history_seconds` shows the history in effect). Default 500000: V8's major collections
-   * mark what is live on the event loop, and at a million spans they held alerts up for most of a second
-   * (docs/processor.md, Throughput and latency, and History for memory).
+   * (`waitgraph_history_seconds` shows the history in effect). Default `DEFAULT_MAX_SPANS`, 500000 (why:
+   * pipeline.ts; memory: docs/processor.md, History).
    */
   maxSpans?: number;
   /** How often a stats line is logged; 0 for never. Default `10s`. */
@@ -189,7 +189,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'detectInterval', flag: 'detect-interval', kind: 'duration', min: 10, arg: '<dur>', shown: '250ms', help: 'expire stale spans and detect this often' },
   { key: 'staleAfter', flag: 'stale-after', kind: 'duration', min: 100, arg: '<dur>', shown: '10s', help: 'distrust a span with no fresh snapshot for this long' },
   { key: 'history', flag: 'history', kind: 'duration', min: 100, arg: '<dur>', shown: '10m', help: 'forget spans that ended longer ago than this' },
-  { key: 'maxSpans', flag: 'max-spans', kind: 'int', min: 1000, arg: '<n>', shown: '500000', help: 'most spans kept; past it the history gets shorter' },
+  { key: 'maxSpans', flag: 'max-spans', kind: 'int', min: 1000, arg: '<n>', shown: String(DEFAULT_MAX_SPANS), help: 'most spans kept; past it the history gets shorter' },
   { key: 'statsInterval', flag: 'stats-interval', kind: 'duration', min: 0, arg: '<dur>', shown: '10s', help: 'log a stats line this often (0: never)' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', kind: 'duration', min: 0, arg: '<dur>', shown: '10s', help: 'deadline of a graceful shutdown' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: LOG_LEVELS, arg: '<level>', shown: 'info', help: 'debug, info, warn or error' },
@@ -220,7 +220,7 @@ const DEFAULTS: Omit<ResolvedRunOptions, 'instanceId'> = {
   detectIntervalMs: 250,
   staleAfterMs: 10_000,
   historyMs: 10 * 60_000,
-  maxSpans: 500_000,
+  maxSpans: DEFAULT_MAX_SPANS,
   statsIntervalMs: 10_000,
   shutdownTimeoutMs: 10_000,
   logLevel: 'info',

@@ -29,6 +29,13 @@ import type { RunLogger } from './logger.js';
 import { ReplayOrder, type TimedBatch } from './replay.js';
 import type { AlertSink } from './sinks.js';
 
+/**
+ * Most spans the graph holds by default (`--max-spans`). V8's major collections mark the live graph on the
+ * event loop, and alerts wait meanwhile: most of a second at a million spans, a third of one at 500,000
+ * (docs/processor.md, Throughput and latency).
+ */
+export const DEFAULT_MAX_SPANS = 500_000;
+
 /** Options of the pipeline. */
 export interface PipelineOptions {
   detector: DetectorOptions;
@@ -36,7 +43,7 @@ export interface PipelineOptions {
   staleAfterMs: number;
   /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
   historyMs?: number;
-  /** Most spans the graph holds (see `Detector.forget`). Default 500000. */
+  /** Most spans the graph holds (see `Detector.forget`). Default `DEFAULT_MAX_SPANS`. */
   maxSpans?: number;
   /** Sinks, the record of what was announced first (Kafka topic, or the alert file without Kafka). */
   sinks: AlertSink[];
@@ -209,7 +216,7 @@ export class DetectionPipeline {
       }
       const clock = this.stalenessClock();
       this.detector.expire(clock * 1e6, this.options.staleAfterMs * 1e6);
-      const forgotten = this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? 500_000);
+      const forgotten = this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? DEFAULT_MAX_SPANS);
       this.options.metrics.forgot(forgotten, this.detector.historyStart, clock * 1e6);
       await this.publish(this.detector.detect(), undefined);
       this.updateGauges(false);

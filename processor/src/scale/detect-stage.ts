@@ -31,6 +31,7 @@ import {
   type ProcessorMetrics,
 } from '../io/index.js';
 import { AlertLedger } from '../run/ledger.js';
+import { DEFAULT_MAX_SPANS } from '../run/pipeline.js';
 import { AlertTail, type Announcement, type AnnouncementLedger } from './alert-tail.js';
 import { Ownership } from './ownership.js';
 import { deleteGroup, ensureTopics } from './topics.js';
@@ -54,7 +55,7 @@ export interface DetectStageOptions extends KafkaClientOptions {
   staleAfterMs?: number;
   /** How much history the graph keeps, ms (see `Detector.forget`). Default 600000. */
   historyMs?: number;
-  /** Most spans the graph holds (see `Detector.forget`). Default 500000. */
+  /** Most spans the graph holds (see `Detector.forget`). Default `DEFAULT_MAX_SPANS` (run/pipeline.ts). */
   maxSpans?: number;
   /** How often stale spans are expired when no input comes, ms. Default 1000. */
   expireEveryMs?: number;
@@ -129,7 +130,7 @@ export class DetectStage {
     if (!(staleAfterMs > 0)) throw new WaitgraphError('bad-config', `DetectStage: staleAfterMs must be > 0, got ${staleAfterMs}`);
     this.staleAfterNs = staleAfterMs * 1e6;
     this.historyNs = (options.historyMs ?? 600_000) * 1e6;
-    this.maxSpans = options.maxSpans ?? 500_000;
+    this.maxSpans = options.maxSpans ?? DEFAULT_MAX_SPANS;
     this.expireEveryMs = options.expireEveryMs ?? 1_000;
     this.metrics = options.metrics;
     this.detector = new Detector(options.detector);
