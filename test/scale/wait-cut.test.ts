@@ -32,8 +32,14 @@ const anyValue: fc.Arbitrary<Bytes> = fc.oneof(
 );
 
 const attrKey = fc.constantFrom(ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.COMPONENT, ATTR.SPAN_PARTIAL, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.LOCK_ID, 'http.route', 'x');
-/** A KeyValue, its key first as serializers write it, or its value first (as protobuf allows). */
-const attribute = fc.tuple(attrKey, anyValue, fc.boolean()).map(([k, v, valueFirst]) => (valueFirst ? [...ld(2, v), ...str(1, k)] : kv(k, v)));
+/**
+ * A KeyValue, its key first as serializers write it, or its value first (as protobuf allows); now and then
+ * without a key, which the decoder reads whole (so damage in it must fail the cut too).
+ */
+const attribute = fc.oneof(
+  { weight: 9, arbitrary: fc.tuple(attrKey, anyValue, fc.boolean()).map(([k, v, valueFirst]) => (valueFirst ? [...ld(2, v), ...str(1, k)] : kv(k, v))) },
+  { weight: 1, arbitrary: anyValue.map((v) => ld(2, v)) },
+);
 
 /** Span fields the cut does not read: trace state, dropped counts, a link, a status, flags. */
 const unreadSpanField = fc.constantFrom(
@@ -164,6 +170,18 @@ describe('the fused protobuf cut', () => {
       }),
       { numRuns: 600 },
     );
+  });
+
+  it('fails on damage in an attribute without a key, which the decoder reads whole', () => {
+    // The AnyValue holds a field of wire type 7, which does not exist.
+    const bytes = message(ld(1, ld(2, ld(2, ld(1, hex(TRACES[0])), ld(2, hex(SPAN_IDS[0])), str(5, 'work'), ld(9, ld(2, [0x0f, 0]))))));
+    const want = outcome(() => reference(new WaitRecordBuilder(), bytes));
+    expect(want).toEqual({ error: expect.stringMatching(/invalid wire type 7/) });
+    const got = outcome(() => {
+      const cut = cutOtlpTracesProto(bytes, 'spans/0@1', new WaitRecordBuilder());
+      return { batch: { spans: cut.spans, logEvents: [] }, spans: cut.spansIn, waitEvents: cut.waitEvents };
+    });
+    expect(got).toEqual(want);
   });
 
   it('is what the cutter runs for protobuf traces: a realistic workload cut alike both ways', () => {

@@ -148,7 +148,13 @@ function slotOfKey(b: Uint8Array, p: number, n: number): number {
   return -1;
 }
 
-/** Which kept attribute the KeyValue at `r.pos` (ending at `end`) holds: its slot, or -1. Leaves `r.pos` where it was. */
+/** `slotOf` of a KeyValue without a key: the decoder reads it whole (`keepsKey`), and so must the scan. */
+const NO_KEY = -2;
+
+/**
+ * Which kept attribute the KeyValue at `r.pos` (ending at `end`) holds: its slot, -1 for another key, or
+ * `NO_KEY`. Leaves `r.pos` where it was.
+ */
 function slotOf(r: ProtoReader, end: number): number {
   const at = r.pos;
   const b = r.bytes;
@@ -157,7 +163,7 @@ function slotOf(r: ProtoReader, end: number): number {
     const n = b[at + 1];
     if (at + 2 + n <= end) return slotOfKey(b, at + 2, n);
   }
-  let slot = -1;
+  let slot = NO_KEY;
   // As the decoder's key test: the first key field names the KeyValue.
   while (r.pos < end) {
     const tag = r.tag(end);
@@ -193,6 +199,8 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
       const e = r.len(end);
       const slot = slotOf(r, e);
       if (slot >= 0) attrs[a0 + slot] = readKeyValue(r, e);
+      // Read, as the decoder reads it, for its errors: its value is under no kept key.
+      else if (slot === NO_KEY) readKeyValue(r, e);
       r.pos = e;
     } else if (tag === T_SPAN_EVENTS) {
       const e = r.len(end);
