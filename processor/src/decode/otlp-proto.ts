@@ -525,6 +525,87 @@ export function readKeyValue(r: ProtoReader, end: number): AttrValue {
 }
 
 /**
+ * Walks an Event as `readEvent` reads it, with the same checks and errors at the same offsets, and makes
+ * nothing: for a scan that decodes only the events it keeps. Returns where the length prefix of its name
+ * is (the last name field, as `readEvent` takes the last), or -1 for none.
+ */
+export function skimEvent(r: ProtoReader, end: number): number {
+  let namePos = -1;
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === T_EVENT_ATTRIBUTES) {
+      const e = r.len(end);
+      skimKeyValue(r, e);
+      r.pos = e;
+    } else if (tag === T_EVENT_NAME) {
+      namePos = r.pos;
+      r.pos = r.len(end);
+    } else if (tag === T_EVENT_TIME) r.fixed64(end);
+    else r.skip(tag, end);
+  }
+  return namePos;
+}
+
+/** Walks a KeyValue as `readKeyValue` reads it, with the same checks and errors, and makes nothing. */
+export function skimKeyValue(r: ProtoReader, end: number): void {
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === T_KV_KEY) r.pos = r.len(end);
+    else if (tag === T_KV_VALUE) {
+      const e = r.len(end);
+      skimAnyValue(r, e);
+      r.pos = e;
+    } else r.skip(tag, end);
+  }
+}
+
+/** Walks an AnyValue as `readAnyValue` reads it, with the same checks and errors, and makes nothing. */
+function skimAnyValue(r: ProtoReader, end: number): void {
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    switch (tag) {
+      case T_ANY_STRING:
+      case T_ANY_BYTES:
+        r.pos = r.len(end);
+        break;
+      case T_ANY_BOOL:
+      case T_ANY_INT:
+        r.int64(end);
+        break;
+      case T_ANY_DOUBLE:
+        r.double(end);
+        break;
+      case T_ANY_ARRAY: {
+        const e = r.len(end);
+        while (r.pos < e) {
+          const t = r.tag(e);
+          if (t === T_F1_LEN) {
+            const ve = r.len(e);
+            skimAnyValue(r, ve);
+            r.pos = ve;
+          } else r.skip(t, e);
+        }
+        break;
+      }
+      case T_ANY_KVLIST: {
+        const e = r.len(end);
+        while (r.pos < e) {
+          const t = r.tag(e);
+          if (t === T_F1_LEN) {
+            const kvEnd = r.len(e);
+            skimKeyValue(r, kvEnd);
+            r.pos = kvEnd;
+          } else r.skip(t, e);
+        }
+        break;
+      }
+      default:
+        r.skip(tag, end);
+    }
+  }
+}
+
+/**
  * Reads an AnyValue, flattened: bytes become hex; a kvlist becomes a JSON string at attribute level and a
  * plain object inside another kvlist (so nesting serializes once). An empty AnyValue is null.
  */

@@ -21,12 +21,12 @@
  */
 import { ATTR, PROXY_COMPONENT } from '../../../schemas/index.js';
 import { DecodeContext } from '../decode/context.js';
-import { decodeProtoInto, readEvent, readKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
+import { decodeProtoInto, readEvent, readKeyValue, skimEvent, skimKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
 import { ProtoReader } from '../decode/proto-reader.js';
 import type { DecodeError } from '../decode/decode-error.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import { decodeBufferInto } from '../decode/sniff.js';
-import type { AttrValue, Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanKind, SpanRecord } from '../model/span.js';
+import type { Attributes, DecodedBatch, LogEventRecord, SpanEventRecord, SpanKind, SpanRecord } from '../model/span.js';
 import {
   eventAttrs,
   hasWaitEvent,
@@ -49,8 +49,15 @@ const COMPONENT_SLOT = SPAN_ATTRS.indexOf(ATTR.COMPONENT);
 const RESEND_SLOT = SPAN_ATTRS.indexOf(ATTR.HTTP_RESEND_COUNT);
 /** The kept span attribute keys as UTF-8 bytes, to be matched without decoding every key. */
 const SLOT_KEYS = SPAN_ATTRS.map((k) => Buffer.from(k, 'utf8'));
-/** An attribute slot with no value read. */
-const ABSENT = Symbol('absent');
+/**
+ * The wait vocabulary's event names as UTF-8 bytes, to tell a wait event by its name's bytes without
+ * decoding it. They are ASCII, so equal bytes and equal decoded names are the same test: bytes that are
+ * not UTF-8 decode to U+FFFD, never to an ASCII name.
+ */
+const WAIT_NAMES = [...WAIT_EVENTS].map((k) => Buffer.from(k, 'utf8'));
+for (const name of WAIT_NAMES) if (name.some((c) => c >= 0x80)) throw new Error(`wait-cut: the event name ${name.toString()} is not ASCII`);
+const WAIT_NAME_LENGTHS = new Uint8Array(128);
+for (const name of WAIT_NAMES) if (name.length < 128) WAIT_NAME_LENGTHS[name.length] = 1;
 
 /** What pass 1 keeps of the spans of one message: one entry per span. The run path reuses one from message to message. */
 class Scan {
@@ -70,10 +77,22 @@ class Scan {
   keep = new Uint8Array(0);
   start = new Float64Array(0);
   stop = new Float64Array(0);
-  events: (SpanEventRecord[] | undefined)[] = [];
+  /** Events of each kind: all of them, and of the wait vocabulary. */
+  eventCount = new Int32Array(0);
+  waitCount = new Int32Array(0);
+  /** The span's first wait event in `waitAt`/`waitEnd`. */
+  waitFirst = new Int32Array(0);
+  /** Where the wait events of all spans are: from the start of each one's content to its end; `waits` in use. */
+  waitAt = new Int32Array(0);
+  waitEnd = new Int32Array(0);
+  waitN = 0;
   resource: Attributes[] = [];
-  /** SLOTS values a span: its kept attributes, as the decoder reads them, or ABSENT. */
-  attrs: (AttrValue | typeof ABSENT)[] = [];
+  /**
+   * SLOTS a span: where the KeyValue of each kept attribute is, from the start of its content (-1: none)
+   * to its end. The scan has checked it as the decoder reads it; pass 3 reads the values of kept spans.
+   */
+  kvAt = new Int32Array(0);
+  kvEnd = new Int32Array(0);
   /** The span-id table of pass 2: open addressing, span index + 1, 0 empty; its size less one. */
   table = new Int32Array(0);
   tableMask = 0;
@@ -87,28 +106,50 @@ class Scan {
 
   reset(): void {
     this.n = 0;
+    this.waitN = 0;
     // Let go of what the last message's spans held.
-    this.events.length = 0;
     this.resource.length = 0;
   }
 
-  /** Room for one more span; returns its index. */
+  /** Room for one more span, at index `n`. */
+  room(): void {
+    if (this.n === this.cap) this.grow(Math.max(256, this.cap * 2));
+  }
+
+  /** Takes the span at index `n` (`room` first); returns its index. */
   add(): number {
-    const i = this.n;
-    if (i === this.cap) this.grow(Math.max(256, this.cap * 2));
-    this.n++;
-    return i;
+    return this.n++;
+  }
+
+  /** Notes a wait event of the span at `n`, its content from `at` to `end`. */
+  addWait(at: number, end: number): void {
+    const k = this.waitN++;
+    if (k === this.waitAt.length) {
+      const size = Math.max(64, k * 2);
+      const at2 = new Int32Array(size);
+      at2.set(this.waitAt);
+      const end2 = new Int32Array(size);
+      end2.set(this.waitEnd);
+      this.waitAt = at2;
+      this.waitEnd = end2;
+    }
+    this.waitAt[k] = at;
+    this.waitEnd[k] = end;
   }
 
   /** Lets go of the room past its spans, where that is most of it (a scan kept for later). */
   trim(): void {
     if (this.cap > 2 * this.n) this.grow(this.n);
+    if (this.waitAt.length > 2 * this.waitN) {
+      this.waitAt = this.waitAt.slice(0, this.waitN);
+      this.waitEnd = this.waitEnd.slice(0, this.waitN);
+    }
   }
 
   private grow(cap: number): void {
-    const more = <T extends Int32Array | Uint8Array | Float64Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a.subarray(0, cap));
+    const more = <T extends Int32Array | Uint8Array | Float64Array>(a: T, make: (n: number) => T, per = 1): T => {
+      const b = make(cap * per);
+      b.set(a.subarray(0, cap * per));
       return b;
     };
     this.tid = more(this.tid, (n) => new Int32Array(n));
@@ -122,6 +163,11 @@ class Scan {
     this.walked = more(this.walked, (n) => new Uint8Array(n));
     this.start = more(this.start, (n) => new Float64Array(n));
     this.stop = more(this.stop, (n) => new Float64Array(n));
+    this.eventCount = more(this.eventCount, (n) => new Int32Array(n));
+    this.waitCount = more(this.waitCount, (n) => new Int32Array(n));
+    this.waitFirst = more(this.waitFirst, (n) => new Int32Array(n));
+    this.kvAt = more(this.kvAt, (n) => new Int32Array(n), SLOTS);
+    this.kvEnd = more(this.kvEnd, (n) => new Int32Array(n), SLOTS);
     this.cap = cap;
   }
 }
@@ -178,6 +224,31 @@ function slotOf(r: ProtoReader, end: number): number {
   return slot;
 }
 
+/**
+ * Whether the string field whose length prefix is at `p` (checked by the scan) holds a name of the wait
+ * vocabulary, by its bytes.
+ */
+function waitNameAt(b: Uint8Array, p: number): boolean {
+  // The length prefix, as a varint: the common one-byte form, or any other the decoder takes.
+  let n = 0;
+  let c = 0;
+  let scale = 1;
+  do {
+    c = b[p++];
+    n += (c & 0x7f) * scale;
+    scale *= 128;
+  } while (c >= 0x80);
+  if (n >= 128 || WAIT_NAME_LENGTHS[n] === 0) return false;
+  for (let k = 0; k < WAIT_NAMES.length; k++) {
+    const name = WAIT_NAMES[k];
+    if (name.length !== n) continue;
+    let i = 0;
+    while (i < n && name[i] === b[p + i]) i++;
+    if (i === n) return true;
+  }
+  return false;
+}
+
 const fields = new SpanFields();
 
 /** Pass 1 for one span (a `RecordReader` of the protobuf decoder's walk). */
@@ -186,31 +257,54 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   const index = ++ctx.spanCount;
   const f = fields;
   f.reset();
-  let waits = 0;
-  let events: SpanEventRecord[] | undefined;
   const s = into;
-  const attrs = s.attrs;
+  s.room();
+  const kvAt = s.kvAt;
+  const kvEnd = s.kvEnd;
   const a0 = s.n * SLOTS;
-  for (let k = 0; k < SLOTS; k++) attrs[a0 + k] = ABSENT;
+  for (let k = 0; k < SLOTS; k++) kvAt[a0 + k] = -1;
+  const w0 = s.waitN;
+  let eventCount = 0;
+  // Every field is checked as the decoder reads it, for its errors; only where things are is kept.
+  const b = r.bytes;
   while (r.pos < end) {
+    // Most fields are attributes under keys it does not keep: one byte of tag, one of length, the key
+    // first and of a length no kept key has. The decoder skips such a KeyValue by its length, and so does
+    // this, without a call.
+    const p = r.pos;
+    if (b[p] === T_SPAN_ATTRIBUTES && p + 4 <= end) {
+      const n = b[p + 1];
+      const e = p + 2 + n;
+      const k = b[p + 3];
+      if (n < 128 && e <= end && n >= 2 && b[p + 2] === T_KV_KEY && k < 128 && p + 4 + k <= e && SLOT_LENGTHS[k] === 0) {
+        r.pos = e;
+        continue;
+      }
+    }
     const tag = r.tag(end);
     if (f.read(r, tag, end)) continue;
     if (tag === T_SPAN_ATTRIBUTES) {
       const e = r.len(end);
       const slot = slotOf(r, e);
-      if (slot >= 0) attrs[a0 + slot] = readKeyValue(r, e);
-      // Read, as the decoder reads it, for its errors: its value is under no kept key.
-      else if (slot === NO_KEY) readKeyValue(r, e);
+      if (slot >= 0) {
+        kvAt[a0 + slot] = r.pos;
+        kvEnd[a0 + slot] = e;
+        skimKeyValue(r, e);
+      } else if (slot === NO_KEY) skimKeyValue(r, e); // its value is under no kept key
       r.pos = e;
     } else if (tag === T_SPAN_EVENTS) {
       const e = r.len(end);
-      const ev = readEvent(r, e);
-      (events ??= []).push(ev);
-      if (WAIT_EVENTS.has(ev.name)) waits = 1;
+      const p = r.pos;
+      const namePos = skimEvent(r, e);
+      eventCount++;
+      if (namePos >= 0 && waitNameAt(r.bytes, namePos)) s.addWait(p, e);
       r.pos = e;
     } else r.skip(tag, end);
   }
-  if (!f.usable(r, ctx, at, index, ri, si, pi)) return false;
+  if (!f.usable(r, ctx, at, index, ri, si, pi)) {
+    s.waitN = w0;
+    return false;
+  }
   const i = s.add();
   s.tid[i] = f.tidPos;
   s.sid[i] = f.sidPos;
@@ -218,10 +312,12 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   s.name[i] = f.namePos;
   s.end[i] = end;
   s.kind[i] = f.spanKind();
-  s.waits[i] = waits;
+  s.waits[i] = s.waitN > w0 ? 1 : 0;
   s.start[i] = f.start;
   s.stop[i] = f.stop;
-  s.events[i] = events;
+  s.eventCount[i] = eventCount;
+  s.waitFirst[i] = w0;
+  s.waitCount[i] = s.waitN - w0;
   s.resource[i] = resource;
   return false;
 }
@@ -245,7 +341,7 @@ function sameSpan(b: Uint8Array, p: number, q: number): boolean {
  * of a span the filter drops by its own facts for the first, of every span for the second. Returns whether
  * any span keeps its ancestors.
  */
-function classify(s: Scan, proxies: ReadonlySet<string> | undefined, remembered: (i: number, keptByFacts: boolean) => number): boolean {
+function classify(s: Scan, r: ProtoReader, proxies: ReadonlySet<string> | undefined, remembered: (i: number, keptByFacts: boolean) => number): boolean {
   const n = s.n;
   const keep = s.keep;
   let chains = false;
@@ -255,8 +351,8 @@ function classify(s: Scan, proxies: ReadonlySet<string> | undefined, remembered:
     const kept =
       waits ||
       !ended ||
-      s.attrs[i * SLOTS + RESEND_SLOT] !== ABSENT ||
-      s.attrs[i * SLOTS + COMPONENT_SLOT] === PROXY_COMPONENT ||
+      s.kvAt[i * SLOTS + RESEND_SLOT] >= 0 ||
+      isProxyComponent(s, r, i) ||
       (proxies !== undefined && proxies.has(s.resource[i][ATTR.SERVICE_NAME] as string));
     let k = kept ? (waits && ended && s.pid[i] >= 0 ? 2 : 1) : 0;
     const m = remembered(i, kept);
@@ -266,6 +362,17 @@ function classify(s: Scan, proxies: ReadonlySet<string> | undefined, remembered:
     if (k === 2) chains = true;
   }
   return chains;
+}
+
+/** Whether the span's component attribute says it is a proxy's. */
+function isProxyComponent(s: Scan, r: ProtoReader, i: number): boolean {
+  const at = s.kvAt[i * SLOTS + COMPONENT_SLOT];
+  if (at < 0) return false;
+  const pos = r.pos;
+  r.pos = at;
+  const v = readKeyValue(r, s.kvEnd[i * SLOTS + COMPONENT_SLOT]);
+  r.pos = pos;
+  return v === PROXY_COMPONENT;
 }
 
 /** Fills `s.table`: the span ids of the message, by their bytes; a later span of an id takes the place of an earlier. */
@@ -316,8 +423,9 @@ function walkUp(s: Scan, b: Uint8Array, i: number): number {
  * builder's memory of the open spans it passed and of the ancestors its walks looked for; a walk that leaves
  * the message adds to the latter.
  */
-function select(s: Scan, b: Uint8Array, builder: WaitRecordBuilder): void {
-  const chains = classify(s, builder.proxies, (i, keptByFacts) => {
+function select(s: Scan, r: ProtoReader, builder: WaitRecordBuilder): void {
+  const b = r.bytes;
+  const chains = classify(s, r, builder.proxies, (i, keptByFacts) => {
     const key = spanIdKey(b, s.sid[i]);
     if (builder.wanted.mayHave(key) && builder.wanted.has(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 2;
     if (!keptByFacts && builder.open.mayHave(key) && builder.open.has(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) return 1;
@@ -353,7 +461,7 @@ function scanInto(s: Scan, bytes: Uint8Array, ctx: DecodeContext, origin: number
  * alike ones, the spans of a message mostly sharing the last one). `onKept` hears of each kept span before
  * its record is made.
  */
-function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Map<string, Attributes>, onKept?: (traceId: string, spanId: string, ended: boolean) => void): number {
+function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Map<string, Attributes>, onKept?: (i: number, traceId: string, spanId: string, ended: boolean) => void): number {
   const b = r.bytes;
   const n = s.n;
   let lastResource: Attributes | undefined;
@@ -370,20 +478,22 @@ function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Ma
     const spanId = spanIdHex(b, s.sid[i]);
     const parentSpanId = s.pid[i] >= 0 ? spanIdHex(b, s.pid[i]) : undefined;
     const stop = s.stop[i];
-    if (onKept !== undefined) onKept(traceId, spanId, stop !== 0);
+    if (onKept !== undefined) onKept(i, traceId, spanId, stop !== 0);
     const events: SpanEventRecord[] = [];
-    const all = s.events[i];
-    if (all !== undefined) {
-      for (const e of all) {
-        if (!WAIT_EVENTS.has(e.name)) continue;
-        events.push(makeEvent(e.name, e.timeUnixNano, eventAttrs(e.attributes) ?? NO_ATTRS));
-      }
+    const w0 = s.waitFirst[i];
+    const wn = w0 + s.waitCount[i];
+    for (let k = w0; k < wn; k++) {
+      r.pos = s.waitAt[k];
+      const e = readEvent(r, s.waitEnd[k]);
+      events.push(makeEvent(e.name, e.timeUnixNano, eventAttrs(e.attributes) ?? NO_ATTRS));
     }
     let attributes: WireAttrs | undefined;
+    const a0 = i * SLOTS;
     for (let k = 0; k < SLOTS; k++) {
-      const raw = s.attrs[i * SLOTS + k];
-      if (raw === ABSENT) continue;
-      const v = wireValue(raw);
+      const at = s.kvAt[a0 + k];
+      if (at < 0) continue;
+      r.pos = at;
+      const v = wireValue(readKeyValue(r, s.kvEnd[a0 + k]));
       if (v !== undefined) (attributes ??= {})[SPAN_ATTRS[k]] = v;
     }
     spans.push(
@@ -420,13 +530,16 @@ export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: W
   c.spansIn += n;
   // An open span, remembered before the filter looks: its ended version may be in the same input.
   for (let i = 0; i < n; i++) {
-    const ev = s.events[i];
-    if (ev !== undefined) c.eventsIn += ev.length;
+    c.eventsIn += s.eventCount[i];
     if (s.stop[i] === 0) builder.open.add(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
   }
-  select(s, b, builder);
+  select(s, r, builder);
   const spans: SpanRecord[] = [];
-  const waitEvents = materialize(s, r, spans, new Map(), (traceId, spanId, ended) => builder.passed(traceId, spanId, ended));
+  const waitEvents = materialize(s, r, spans, new Map(), (i, traceId, spanId, ended) => {
+    // Most kept spans are in neither memory: a numeric test first, before the ids are looked up.
+    const key = spanIdKey(b, s.sid[i]);
+    if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceId, spanId, ended);
+  });
   c.spansKept += spans.length;
   c.eventsKept += waitEvents;
   return { spans, spansIn: n, waitEvents };
@@ -583,7 +696,7 @@ export class WholeInputCut {
       }
       const { scan: s, reader } = x;
       const b = reader.bytes;
-      const chains = classify(s, this.proxies, (i, keptByFacts) =>
+      const chains = classify(s, reader, this.proxies, (i, keptByFacts) =>
         !keptByFacts && openKeys.has(spanIdKey(b, s.sid[i])) && open.has(idKey(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]))) ? 1 : 0,
       );
       s.walked.fill(0, 0, s.n);
