@@ -4,7 +4,7 @@
  * stops.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ export interface BenchBroker {
   bootstrap: string;
   /** Whether this process started it (and stops it). */
   owned: boolean;
+  /** Its process id, when this process started it. */
+  pid?: number;
   /** Stops it, if this process started it. */
   stop(): Promise<void>;
 }
@@ -57,5 +59,6 @@ export async function benchBroker(log: (line: string) => void): Promise<BenchBro
     await run(SCRIPT, ['stop'], { env }).catch(() => {});
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { bootstrap: `127.0.0.1:${port}`, owned: true, stop };
+  const pid = Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8').trim());
+  return { bootstrap: `127.0.0.1:${port}`, owned: true, pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, stop };
 }
