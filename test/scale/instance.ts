@@ -1,11 +1,11 @@
 /**
  * One scaled-out processor instance for the tests, run as a child process so a test can SIGKILL it: a
- * decode stage and a detection stage on the topics named by the JSON configuration in argv[2]. It prints a
+ * decode stage (on a thread of its own, as in `--role both`) and a detection stage on the topics named by the JSON configuration in argv[2]. It prints a
  * JSON status line on stdout every 100 ms (what it decoded, which findings partitions it owns, what it
  * published) and shuts down on SIGTERM.
  */
 import { silentLogger } from '../../processor/src/io/index.js';
-import { DecodeStage, DetectStage } from '../../processor/src/scale/index.js';
+import { DecodeStageThread, DetectStage } from '../../processor/src/scale/index.js';
 
 /** What the test tells the instance. */
 export interface InstanceConfig {
@@ -35,7 +35,8 @@ export interface InstanceStatus {
 
 const config = JSON.parse(process.argv[2]!) as InstanceConfig;
 const common = { brokers: config.brokers, clientId: config.instanceId, logger: silentLogger };
-const decode = new DecodeStage({
+// The decode stage on a thread of its own, as `waitgraph run --role both` runs it.
+const decode = new DecodeStageThread({
   ...common,
   topics: [{ topic: config.spansTopic, signal: 'traces' }],
   groupId: config.decodeGroup,

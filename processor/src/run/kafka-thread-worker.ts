@@ -9,27 +9,15 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { KafkaSource, type BatchInfo, type DecodedMessage, type SourceMetrics } from '../io/index.js';
-import type { Logger, LogFields } from '../io/log.js';
 import { CutFrameWriter } from './cut-frame.js';
 import { payloadOf } from './kafka-input.js';
-import { errorFromWire, errorToWire, type FromThread, type ThreadSourceOptions, type ToThread } from './kafka-thread.js';
+import { errorFromWire, errorToWire, relayLogger, type FromThread, type ThreadSourceOptions, type ToThread } from './kafka-thread.js';
 import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
 const port = parentPort!;
 const send = (m: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
-const record =
-  (level: 'info' | 'warn' | 'error') =>
-  (message: string, fields?: LogFields): void =>
-    send({ t: 'log', level, message, fields: fields === undefined ? undefined : wireFields(fields) });
-const logger: Logger = { info: record('info'), warn: record('warn'), error: record('error') };
-
-/** Log fields as they can be cloned: errors as their message. */
-function wireFields(fields: LogFields): LogFields {
-  const out: LogFields = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? v.message : typeof v === 'function' ? String(v) : v;
-  return out;
-}
+const logger = relayLogger(send);
 
 const metrics: SourceMetrics = {
   badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },

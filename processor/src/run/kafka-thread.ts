@@ -65,17 +65,41 @@ export interface WireError {
 /** Messages to the thread. */
 export type ToThread = { t: 'start'; options: ThreadSourceOptions } | { t: 'answer'; id: number; error?: WireError } | { t: 'shutdown'; graceMs: number };
 
+/** What a thread says of the life of what it runs (`ThreadLife`). */
+export type LifeMessage = { t: 'started' } | { t: 'start-failed'; error: WireError } | { t: 'status'; status: SourceStatus } | { t: 'stopped'; error?: WireError };
+
 /** Messages from the thread. */
 export type FromThread =
-  | { t: 'started' }
-  | { t: 'start-failed'; error: WireError }
-  | { t: 'status'; status: SourceStatus }
+  | LifeMessage
   | { t: 'assign'; partitions: AssignedPartition[] }
   | { t: 'batch'; id: number; info: BatchInfo; observedAtMs: number[]; frame: CutFrame }
   | { t: 'settle'; id: number }
-  | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: LogFields }
-  | { t: 'metric'; name: 'badInput' | 'consumerLag'; labels: Record<string, string>; value: number }
-  | { t: 'stopped'; error?: WireError };
+  | WireLog
+  | { t: 'metric'; name: 'badInput' | 'consumerLag'; labels: Record<string, string>; value: number };
+
+/** A log line from a thread. */
+export type WireLog = { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: LogFields };
+
+/** A logger, on a thread, whose lines go to `send` (the event loop logs them as its own: `logWire`). */
+export function relayLogger(send: (m: WireLog) => void): Logger {
+  const record =
+    (level: WireLog['level']) =>
+    (message: string, fields?: LogFields): void =>
+      send({ t: 'log', level, message, fields: fields === undefined ? undefined : wireFields(fields) });
+  return { info: record('info'), warn: record('warn'), error: record('error') };
+}
+
+/** Log fields as they can be cloned: errors as their message. */
+function wireFields(fields: LogFields): LogFields {
+  const out: LogFields = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? v.message : typeof v === 'function' ? String(v) : v;
+  return out;
+}
+
+/** Logs a thread's line on the event loop. */
+export function logWire(logger: Logger, m: WireLog): void {
+  logger[m.level](m.message, m.fields);
+}
 
 export function errorToWire(err: unknown): WireError {
   if (err instanceof WaitgraphError) return { message: err.message, code: err.code, retriable: err.retriable };
@@ -88,8 +112,78 @@ export function errorFromWire(e: WireError): WaitgraphError {
   return new WaitgraphError(code, e.message, { retriable: e.retriable ?? false });
 }
 
-/** The worker's entry: registers the TypeScript loader in the thread, then loads kafka-thread-worker.ts. */
-const ENTRY = new URL('./thread-entry.mjs', import.meta.url);
+/**
+ * The life of a source or a stage run on a thread, as the event loop sees it (`KafkaThreadInput`,
+ * `DecodeStageThread`): its life stage, its start, and its end, with the error that ended it.
+ */
+export class ThreadLife {
+  /** Its life stage, as the thread last said. */
+  state: SourceStatus = 'new';
+  /** Settles when it has ended; rejects with the error that ended it. */
+  readonly done: Promise<void>;
+  private settle!: (err?: WaitgraphError) => void;
+  private ended = false;
+  private starting: { ok: () => void; fail: (err: unknown) => void } | undefined;
+
+  /** @param name what runs, for errors (`KafkaThreadInput`) */
+  constructor(private readonly name: string) {
+    this.done = new Promise<void>((ok, fail) => {
+      this.settle = (err) => (err === undefined ? ok() : fail(err));
+    });
+    // Nobody may be waiting on it.
+    this.done.catch(() => {});
+  }
+
+  /** Whether it has ended. */
+  get over(): boolean {
+    return this.ended;
+  }
+
+  /** Begins its start (`post` asks the thread): resolves when the thread says it started, rejects if it could not, or ended first. */
+  begin(post: () => void): Promise<void> {
+    if (this.state !== 'new') throw new WaitgraphError('bad-usage', `${this.name}: start() called when ${this.state}`);
+    this.state = 'starting';
+    return new Promise<void>((ok, fail) => {
+      this.starting = { ok, fail };
+      post();
+    });
+  }
+
+  /** What the thread said of its life. */
+  hear(m: LifeMessage): void {
+    switch (m.t) {
+      case 'status':
+        this.state = m.status;
+        break;
+      case 'started':
+        this.starting?.ok();
+        this.starting = undefined;
+        break;
+      case 'start-failed':
+        this.starting?.fail(errorFromWire(m.error));
+        this.starting = undefined;
+        break;
+      case 'stopped':
+        this.end(m.error === undefined ? undefined : errorFromWire(m.error));
+        break;
+    }
+  }
+
+  /** It ended (the thread said so, or the thread is gone): `done` settles, with the error if any. */
+  end(err: WaitgraphError | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.state = err === undefined ? 'stopped' : 'failed';
+    this.starting?.fail(err ?? new WaitgraphError('internal', `${this.name}: stopped before it started`));
+    this.starting = undefined;
+    this.settle(err);
+  }
+}
+
+/** The entry of waitgraph's worker threads: registers the TypeScript loader in the thread, then loads the module given. */
+export const THREAD_ENTRY = new URL('./thread-entry.mjs', import.meta.url);
+/** The young generation of waitgraph's worker threads: their garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js). */
+export const THREAD_YOUNG_GENERATION_MB = 192;
 const WORKER_MODULE = new URL('./kafka-thread-worker.ts', import.meta.url).href;
 
 /**
@@ -103,11 +197,7 @@ export class KafkaThread {
   private exited = false;
 
   constructor() {
-    this.worker = new Worker(ENTRY, {
-      workerData: { module: WORKER_MODULE },
-      // The cut's garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js).
-      resourceLimits: { maxYoungGenerationSizeMb: 192 },
-    });
+    this.worker = new Worker(THREAD_ENTRY, { workerData: { module: WORKER_MODULE }, resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB } });
     this.worker.once('exit', () => (this.exited = true));
   }
 
@@ -125,57 +215,40 @@ export class KafkaThread {
 /** A Kafka source on a thread of its own, feeding the pipeline; the surface of `KafkaSource` the processor uses. */
 export class KafkaThreadInput {
   private thread: KafkaThread | undefined;
-  private state: SourceStatus = 'new';
-  private readonly done: Promise<void>;
-  private settle!: (err?: WaitgraphError) => void;
-  private settled = false;
-  private started: { ok: () => void; fail: (err: unknown) => void } | undefined;
+  private readonly life = new ThreadLife('KafkaThreadInput');
   private readonly listeners: { message: (m: FromThread) => void; error: (err: Error) => void; exit: (code: number) => void };
 
   constructor(private readonly options: KafkaThreadInputOptions) {
-    this.done = new Promise<void>((ok, fail) => {
-      this.settle = (err) => {
-        if (this.settled) return;
-        this.settled = true;
-        if (err === undefined) ok();
-        else fail(err);
-      };
-    });
-    this.done.catch(() => {});
     this.listeners = {
       message: (m) => this.onMessage(m),
-      error: (err) => this.ended(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })),
-      exit: (code) => this.ended(new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)),
+      error: (err) => this.life.end(new WaitgraphError('internal', `KafkaThreadInput: the thread failed: ${err.message}`, { cause: err })),
+      exit: (code) => this.life.end(new WaitgraphError('internal', `KafkaThreadInput: the thread exited with ${code}`)),
     };
   }
 
   /** As `KafkaSource.start`: resolves once the consumer runs. */
   start(): Promise<void> {
-    if (this.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaThreadInput: start() called when ${this.state}`);
+    if (this.life.state !== 'new') throw new WaitgraphError('bad-usage', `KafkaThreadInput: start() called when ${this.life.state}`);
     const { pipeline, metrics, logger, onAssign, thread, ...source } = this.options;
     const t = thread ?? new KafkaThread();
     if (t.ended) throw new WaitgraphError('bad-usage', 'KafkaThreadInput: the thread has ended');
     if (t.user !== undefined) throw new WaitgraphError('bad-usage', 'KafkaThreadInput: the thread runs a source already');
     t.user = this;
     this.thread = t;
-    this.state = 'starting';
     t.worker.on('message', this.listeners.message);
     t.worker.on('error', this.listeners.error);
     t.worker.on('exit', this.listeners.exit);
-    return new Promise<void>((ok, fail) => {
-      this.started = { ok, fail };
-      this.post({ t: 'start', options: source });
-    });
+    return this.life.begin(() => this.post({ t: 'start', options: source }));
   }
 
   /** As `KafkaSource.status`. */
   get status(): SourceStatus {
-    return this.state;
+    return this.life.state;
   }
 
   /** As `KafkaSource.stopped`. */
   stopped(): Promise<void> {
-    return this.done;
+    return this.life.done;
   }
 
   /**
@@ -184,17 +257,16 @@ export class KafkaThreadInput {
    */
   async shutdown(graceMs = 10_000): Promise<void> {
     const t = this.thread;
-    if (t === undefined || this.settled) {
-      if (t === undefined) this.state = 'stopped';
-      this.settle();
+    if (t === undefined || this.life.over) {
+      this.life.end(undefined);
       if (t !== undefined) this.release(t);
       return;
     }
-    if (this.state !== 'stopping') this.post({ t: 'shutdown', graceMs });
-    this.state = 'stopping';
+    if (this.life.state !== 'stopping') this.post({ t: 'shutdown', graceMs });
+    this.life.state = 'stopping';
     // A thread that does not stop its source in time is ended (a shared one too: it is stuck).
     const timer = setTimeout(() => void t.close(), graceMs + 2_000);
-    await this.done.catch(() => {});
+    await this.life.done.catch(() => {});
     clearTimeout(timer);
     this.release(t);
   }
@@ -234,35 +306,14 @@ export class KafkaThreadInput {
         o.onAssign?.(m.partitions);
         break;
       case 'log':
-        o.logger[m.level](m.message, m.fields);
+        logWire(o.logger, m);
         break;
       case 'metric':
         if (m.name === 'badInput') o.metrics?.badInput.inc(m.labels as { reason: string }, m.value);
         else o.metrics?.consumerLag.set(m.labels as { topic: string; partition: string }, m.value);
         break;
-      case 'status':
-        this.state = m.status;
-        break;
-      case 'started':
-        this.started?.ok();
-        this.started = undefined;
-        break;
-      case 'start-failed':
-        this.started?.fail(errorFromWire(m.error));
-        this.started = undefined;
-        break;
-      case 'stopped':
-        this.ended(m.error === undefined ? undefined : errorFromWire(m.error));
-        break;
+      default:
+        this.life.hear(m);
     }
-  }
-
-  /** The thread's source stopped (or the thread ended): `stopped()` settles, with the error if any. */
-  private ended(err: WaitgraphError | undefined): void {
-    if (this.settled) return;
-    this.state = err === undefined ? 'stopped' : 'failed';
-    this.started?.fail(err ?? new WaitgraphError('internal', 'KafkaThreadInput: stopped before it started'));
-    this.started = undefined;
-    this.settle(err);
   }
 }

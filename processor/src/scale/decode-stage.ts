@@ -23,7 +23,7 @@ import {
   type DecodedMessage,
   type KafkaClientOptions,
   type Logger,
-  type ProcessorMetrics,
+  type SourceMetrics,
   type SourceMessage,
   type SourceStatus,
   type SourceTopic,
@@ -63,8 +63,10 @@ export interface DecodeStageOptions extends KafkaClientOptions {
   maxBytesPerPartition?: number;
   /** Consumer session timeout, ms: how long a dead instance's partitions wait for the others. Default 30000. */
   sessionTimeoutMs?: number;
-  /** Metrics to update (spans and wait events in, bad input, consumer lag). Default none. */
-  metrics?: ProcessorMetrics;
+  /** Metrics to update (spans in, bad input, consumer lag). Default none. */
+  metrics?: DecodeStageMetrics;
+  /** Hears of each change of the Kafka source's life stage. */
+  onStatus?: (status: SourceStatus) => void;
   /** Logger. Default JSON lines on stderr. */
   logger?: Logger;
 }
@@ -76,6 +78,9 @@ export interface DecodeStageOptions extends KafkaClientOptions {
 export function decodeSourceMessage(m: SourceMessage): DecodedBatch {
   return decodeOtlpPayload(m.signal, m.encoding === 'otlp_json' ? 'json' : 'proto', m.value, m.name, WAIT_SPAN_ATTRIBUTES);
 }
+
+/** The metrics a decode stage updates (`ProcessorMetrics` has them). */
+export type DecodeStageMetrics = SourceMetrics & { spansReceived: { inc(value?: number): void } };
 
 /** A source message as the decode stage decodes it: OTLP protobuf traces cut already, anything else whole. */
 type StageInput = { cut: CutSpans; decoded?: undefined } | { cut?: undefined; decoded: DecodedBatch };
@@ -90,7 +95,7 @@ export class DecodeStage {
   private readonly waitsPartitions: number;
   private readonly waitsRetentionMs: number;
   private readonly maxMessageBytes: number;
-  private readonly metrics: ProcessorMetrics | undefined;
+  private readonly metrics: DecodeStageMetrics | undefined;
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private messagesOut = 0;
@@ -126,6 +131,7 @@ export class DecodeStage {
       maxBytesPerPartition: options.maxBytesPerPartition,
       sessionTimeoutMs: options.sessionTimeoutMs,
       metrics: options.metrics,
+      onStatus: options.onStatus,
       // The common input, OTLP protobuf traces, decoded and cut in one go (the builder remembers the open
       // spans it passes as it cuts); the others decoded, and cut as they are applied.
       decode: (m): StageInput =>

@@ -6,7 +6,9 @@
 export { AlertTail, parseAnnouncement } from './alert-tail.js';
 export type { AlertTailOptions, Announcement, AnnouncementLedger } from './alert-tail.js';
 export { DecodeStage, decodeSourceMessage, DEFAULT_DECODE_GROUP } from './decode-stage.js';
-export type { DecodeStageOptions } from './decode-stage.js';
+export type { DecodeStageMetrics, DecodeStageOptions } from './decode-stage.js';
+export { DecodeStageThread } from './decode-thread.js';
+export type { DecodeStageThreadOptions } from './decode-thread.js';
 export { DetectStage } from './detect-stage.js';
 export type { DetectStageCounts, DetectStageOptions } from './detect-stage.js';
 export { DEFAULT_OWNERSHIP_GROUP, Ownership, ownerPartition } from './ownership.js';

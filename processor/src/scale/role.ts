@@ -6,7 +6,8 @@
  *
  * Groups: the decode stage is `<group-id>-decode`, the ownership group `<group-id>-detect`. Alerts follow
  * `schemas/alert.schema.json`, as from the single-instance processor. `/metrics` and `/healthz` are served
- * on `--host`/`--port`, as by the single-instance processor (without its OTLP/HTTP receiver).
+ * on `--host`/`--port`, as by the single-instance processor (without its OTLP/HTTP receiver). With `both`,
+ * the decode stage runs on a thread of its own (decode-thread.ts).
  */
 import { DEFAULT_WAITS_TOPIC } from '../../../schemas/index.js';
 import { WaitgraphError } from '../errors.js';
@@ -16,6 +17,7 @@ import type { RunLogger } from '../run/logger.js';
 import type { ResolvedRunOptions } from '../run/options.js';
 import { WAITGRAPH_VERSION } from '../run/version.js';
 import { DecodeStage } from './decode-stage.js';
+import { DecodeStageThread } from './decode-thread.js';
 import { DetectStage } from './detect-stage.js';
 
 /** Roles of `waitgraph run`: `all` is the single-instance processor; the others are scale-out stages. */
@@ -55,7 +57,7 @@ export type ScaleOptions = Pick<
 export class ScaleProcessor {
   /** Its metrics. */
   readonly metrics = new ProcessorMetrics();
-  private readonly decode: DecodeStage | undefined;
+  private readonly decode: DecodeStage | DecodeStageThread | undefined;
   private readonly detect: DetectStage | undefined;
   /** `/metrics` and `/healthz`. */
   private readonly http: OtlpHttpReceiver;
@@ -77,7 +79,11 @@ export class ScaleProcessor {
     const waitsTopic = options.waitsTopic ?? DEFAULT_WAITS_TOPIC;
     const common = { brokers: options.kafkaBrokers, clientId: `waitgraph-${options.instanceId}`, logger, metrics: this.metrics, waitsTopic };
     if (role !== 'detect') {
-      this.decode = new DecodeStage({
+      // With both stages in the process, the decode stage runs on a thread of its own: on the event loop
+      // of the detection stage, a span that closes a cycle would wait behind the decoding of every message
+      // fetched before it (decode-thread.ts).
+      const Stage = role === 'both' ? DecodeStageThread : DecodeStage;
+      this.decode = new Stage({
         ...common,
         topics: [
           { topic: options.spansTopic, signal: 'traces', encoding: options.kafkaEncoding },

@@ -1,0 +1,67 @@
+/**
+ * The thread's side of `DecodeStageThread` (decode-thread.ts): a `DecodeStage` with the options the event
+ * loop sent, its log lines and metrics sent back to the event loop's, its life stage and counts too. Started
+ * by run/thread-entry.mjs. One stage for the thread's life.
+ */
+import { parentPort } from 'node:worker_threads';
+import { errorToWire, relayLogger } from '../run/kafka-thread.js';
+import { DecodeStage, type DecodeStageMetrics } from './decode-stage.js';
+import type { FromDecodeThread, ToDecodeThread } from './decode-thread.js';
+
+const port = parentPort!;
+const send = (m: FromDecodeThread) => port.postMessage(m);
+
+const metrics: DecodeStageMetrics = {
+  badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },
+  consumerLag: { set: (labels: { topic: string; partition: string }, value: number) => send({ t: 'metric', name: 'consumerLag', labels, value }) },
+  spansReceived: { inc: (value?: number) => send({ t: 'metric', name: 'spansReceived', labels: {}, value: value ?? 1 }) },
+};
+
+/** How often the counts go to the event loop, when they changed. */
+const COUNTS_EVERY_MS = 100;
+
+let stage: DecodeStage | undefined;
+
+port.on('message', (m: ToDecodeThread) => {
+  switch (m.t) {
+    case 'start': {
+      if (stage !== undefined) return send({ t: 'start-failed', error: { message: 'DecodeStageThread: the thread runs a stage already', code: 'bad-usage' } });
+      let s: DecodeStage;
+      try {
+        s = new DecodeStage({ ...m.options, logger: relayLogger(send), metrics, onStatus: (status) => send({ t: 'status', status }) });
+      } catch (err) {
+        return send({ t: 'start-failed', error: errorToWire(err) });
+      }
+      stage = s;
+      let sent = '';
+      const sendCounts = () => {
+        const counts = s.counts;
+        const now = JSON.stringify(counts);
+        if (now !== sent) send({ t: 'counts', counts });
+        sent = now;
+      };
+      const timer = setInterval(sendCounts, COUNTS_EVERY_MS);
+      s.stopped().then(
+        () => {
+          clearInterval(timer);
+          sendCounts();
+          send({ t: 'stopped' });
+        },
+        (err: unknown) => {
+          clearInterval(timer);
+          sendCounts();
+          send({ t: 'stopped', error: errorToWire(err) });
+        },
+      );
+      s.start().then(
+        () => send({ t: 'started' }),
+        (err: unknown) => send({ t: 'start-failed', error: errorToWire(err) }),
+      );
+      break;
+    }
+    case 'shutdown':
+      // Once the stage has stopped and its producer has disconnected, the thread may end.
+      void (stage?.shutdown() ?? Promise.resolve()).finally(() => send({ t: 'shut-down' }));
+      break;
+  }
+});
