@@ -11,7 +11,8 @@ import { parentPort } from 'node:worker_threads';
 import { KafkaSource, type BatchInfo, type DecodedMessage, type SourceMetrics } from '../io/index.js';
 import { CutFrameWriter } from './cut-frame.js';
 import { payloadOf } from './kafka-input.js';
-import { errorFromWire, errorToWire, relayLogger, type FromThread, type ThreadSourceOptions, type ToThread } from './kafka-thread.js';
+import type { FromThread, ThreadSourceOptions, ToThread } from './kafka-thread.js';
+import { errorFromWire, errorToWire, relayLogger } from './threads.js';
 import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
 const port = parentPort!;

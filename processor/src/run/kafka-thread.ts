@@ -17,13 +17,14 @@
  * it were two.
  */
 import { Worker } from 'node:worker_threads';
-import { ERROR_CODES, WaitgraphError, type ErrorCode } from '../errors.js';
+import { WaitgraphError } from '../errors.js';
 import type { AssignedPartition, BackoffOptions, BatchInfo, SourceStatus, SourceTopic } from '../io/index.js';
-import type { Logger, LogFields } from '../io/log.js';
+import type { Logger } from '../io/log.js';
 import type { ProcessorMetrics } from '../io/metrics.js';
 import { readCutFrame, type CutFrame } from './cut-frame.js';
 import { takeBatch } from './kafka-input.js';
 import type { DetectionPipeline } from './pipeline.js';
+import { errorToWire, logWire, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireError, type WireLog } from './threads.js';
 
 /** What the thread's source is built from: `KafkaSourceOptions` that can cross to a thread, and the cut's. */
 export interface ThreadSourceOptions {
@@ -55,18 +56,8 @@ export interface KafkaThreadInputOptions extends ThreadSourceOptions {
   thread?: KafkaThread;
 }
 
-/** An error as it crosses between threads. */
-export interface WireError {
-  message: string;
-  code?: ErrorCode;
-  retriable?: boolean;
-}
-
 /** Messages to the thread. */
 export type ToThread = { t: 'start'; options: ThreadSourceOptions } | { t: 'answer'; id: number; error?: WireError } | { t: 'shutdown'; graceMs: number };
-
-/** What a thread says of the life of what it runs (`ThreadLife`). */
-export type LifeMessage = { t: 'started' } | { t: 'start-failed'; error: WireError } | { t: 'status'; status: SourceStatus } | { t: 'stopped'; error?: WireError };
 
 /** Messages from the thread. */
 export type FromThread =
@@ -77,113 +68,6 @@ export type FromThread =
   | WireLog
   | { t: 'metric'; name: 'badInput' | 'consumerLag'; labels: Record<string, string>; value: number };
 
-/** A log line from a thread. */
-export type WireLog = { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: LogFields };
-
-/** A logger, on a thread, whose lines go to `send` (the event loop logs them as its own: `logWire`). */
-export function relayLogger(send: (m: WireLog) => void): Logger {
-  const record =
-    (level: WireLog['level']) =>
-    (message: string, fields?: LogFields): void =>
-      send({ t: 'log', level, message, fields: fields === undefined ? undefined : wireFields(fields) });
-  return { info: record('info'), warn: record('warn'), error: record('error') };
-}
-
-/** Log fields as they can be cloned: errors as their message. */
-function wireFields(fields: LogFields): LogFields {
-  const out: LogFields = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? v.message : typeof v === 'function' ? String(v) : v;
-  return out;
-}
-
-/** Logs a thread's line on the event loop. */
-export function logWire(logger: Logger, m: WireLog): void {
-  logger[m.level](m.message, m.fields);
-}
-
-export function errorToWire(err: unknown): WireError {
-  if (err instanceof WaitgraphError) return { message: err.message, code: err.code, retriable: err.retriable };
-  return { message: err instanceof Error ? err.message : String(err) };
-}
-
-/** A WaitgraphError again (an error that was none is `internal`, not retriable: a bug). */
-export function errorFromWire(e: WireError): WaitgraphError {
-  const code = e.code !== undefined && ERROR_CODES.includes(e.code) ? e.code : 'internal';
-  return new WaitgraphError(code, e.message, { retriable: e.retriable ?? false });
-}
-
-/**
- * The life of a source or a stage run on a thread, as the event loop sees it (`KafkaThreadInput`,
- * `DecodeStageThread`): its life stage, its start, and its end, with the error that ended it.
- */
-export class ThreadLife {
-  /** Its life stage, as the thread last said. */
-  state: SourceStatus = 'new';
-  /** Settles when it has ended; rejects with the error that ended it. */
-  readonly done: Promise<void>;
-  private settle!: (err?: WaitgraphError) => void;
-  private ended = false;
-  private starting: { ok: () => void; fail: (err: unknown) => void } | undefined;
-
-  /** @param name what runs, for errors (`KafkaThreadInput`) */
-  constructor(private readonly name: string) {
-    this.done = new Promise<void>((ok, fail) => {
-      this.settle = (err) => (err === undefined ? ok() : fail(err));
-    });
-    // Nobody may be waiting on it.
-    this.done.catch(() => {});
-  }
-
-  /** Whether it has ended. */
-  get over(): boolean {
-    return this.ended;
-  }
-
-  /** Begins its start (`post` asks the thread): resolves when the thread says it started, rejects if it could not, or ended first. */
-  begin(post: () => void): Promise<void> {
-    if (this.state !== 'new') throw new WaitgraphError('bad-usage', `${this.name}: start() called when ${this.state}`);
-    this.state = 'starting';
-    return new Promise<void>((ok, fail) => {
-      this.starting = { ok, fail };
-      post();
-    });
-  }
-
-  /** What the thread said of its life. */
-  hear(m: LifeMessage): void {
-    switch (m.t) {
-      case 'status':
-        this.state = m.status;
-        break;
-      case 'started':
-        this.starting?.ok();
-        this.starting = undefined;
-        break;
-      case 'start-failed':
-        this.starting?.fail(errorFromWire(m.error));
-        this.starting = undefined;
-        break;
-      case 'stopped':
-        this.end(m.error === undefined ? undefined : errorFromWire(m.error));
-        break;
-    }
-  }
-
-  /** It ended (the thread said so, or the thread is gone): `done` settles, with the error if any. */
-  end(err: WaitgraphError | undefined): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.state = err === undefined ? 'stopped' : 'failed';
-    this.starting?.fail(err ?? new WaitgraphError('internal', `${this.name}: stopped before it started`));
-    this.starting = undefined;
-    this.settle(err);
-  }
-}
-
-/** The entry of waitgraph's worker threads: registers the TypeScript loader in the thread, then loads the module given. */
-export const THREAD_ENTRY = new URL('./thread-entry.mjs', import.meta.url);
-/** The young generation of waitgraph's worker threads: their garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js). */
-export const THREAD_YOUNG_GENERATION_MB = 192;
 const WORKER_MODULE = new URL('./kafka-thread-worker.ts', import.meta.url).href;
 
 /**

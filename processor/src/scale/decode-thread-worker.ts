@@ -4,7 +4,7 @@
  * by run/thread-entry.mjs. One stage for the thread's life.
  */
 import { parentPort } from 'node:worker_threads';
-import { errorToWire, relayLogger } from '../run/kafka-thread.js';
+import { errorToWire, relayLogger } from '../run/threads.js';
 import { DecodeStage, type DecodeStageMetrics } from './decode-stage.js';
 import type { FromDecodeThread, ToDecodeThread } from './decode-thread.js';
 

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { WaitgraphError } from '../errors.js';
 import type { Logger } from '../io/log.js';
 import type { SourceStatus } from '../io/index.js';
-import { logWire, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireLog } from '../run/kafka-thread.js';
+import { logWire, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireLog } from '../run/threads.js';
 import type { DecodeStageMetrics, DecodeStageOptions } from './decode-stage.js';
 import type { WaitRecordCounts } from './wait-records.js';
 

@@ -82,7 +82,7 @@ class Scan {
   waitCount = new Int32Array(0);
   /** The span's first wait event in `waitAt`/`waitEnd`. */
   waitFirst = new Int32Array(0);
-  /** Where the wait events of all spans are: from the start of each one's content to its end; `waits` in use. */
+  /** Where the wait events of all spans are: from the start of each one's content to its end; the first `waitN` in use. */
   waitAt = new Int32Array(0);
   waitEnd = new Int32Array(0);
   waitN = 0;
