@@ -140,6 +140,8 @@ describe('two processor instances', () => {
     await waitFor('an alert', () => alerts.length > 0, 30_000);
     // Each instance decoded one of the two spans, and each sees the deadlock.
     await waitFor('both engines to see the deadlock', () => a.inst.status!.active === 1 && b.inst.status!.active === 1, 10_000);
+    // The decode stages' counts come from their threads every 100 ms, so they may lag the engines.
+    await waitFor('both decode stages to count what they decoded', () => a.inst.status!.decoded + b.inst.status!.decoded >= 2, 10_000);
     expect([a.inst.status!.decoded, b.inst.status!.decoded].sort()).toEqual([1, 1]);
     // Time for a second, wrong, alert to show up.
     await new Promise((ok) => setTimeout(ok, 3_000));
