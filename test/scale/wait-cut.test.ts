@@ -199,12 +199,25 @@ describe('the fused protobuf cut', () => {
     // decoder does. Every value kind, in each place, every byte of the field (its tag, its length, its key,
     // its value) set to every value: the enclosing lengths stay, so the damage shows inside the field (a
     // short double, a varint running on, a length past its end), where the random test above rarely lands.
-    const values = [str(1, 't-1'), vfield(2, 1), vfield(3, 300), double(4, 2.5), ld(5, ld(1, str(1, 'a'))), ld(6, ld(1, kv('k', str(1, 'v')))), ld(7, hex('beef'))];
+    const values = [
+      str(1, 't-1'),
+      vfield(2, 1),
+      vfield(3, 300),
+      double(4, 2.5),
+      ld(5, ld(1, str(1, 'a'))),
+      ld(6, ld(1, kv('k', str(1, 'v')))),
+      ld(7, hex('beef')),
+      // Fields the decoder skips: in an AnyValue, in an array, in a kvlist.
+      [...vfield(9, 5), ...str(1, 'x')],
+      ld(5, vfield(2, 1), ld(1, str(1, 'a'))),
+      ld(6, vfield(2, 1), ld(1, kv('k', str(1, 'v')))),
+    ];
+    // Each KeyValue and the event also carry a field the decoder skips.
     const fieldOf = (value: Bytes, place: number): Bytes => {
-      if (place === 0) return ld(9, kv(ATTR.TASK_ID, value));
-      if (place === 1) return ld(9, ld(2, value));
+      if (place === 0) return ld(9, str(1, ATTR.TASK_ID), vfield(3, 7), ld(2, value));
+      if (place === 1) return ld(9, vfield(3, 7), ld(2, value));
       if (place === 2) return ld(9, kv('http.route', value));
-      return ld(11, [...str(2, 'exception'), ...ld(3, kv('x', value))]);
+      return ld(11, [...str(2, 'exception'), ...vfield(4, 1), ...ld(3, [...str(1, 'x'), ...vfield(3, 7), ...ld(2, value)])]);
     };
     const ids = [ld(1, hex(TRACES[0])), ld(2, hex(SPAN_IDS[0])), str(5, 'work'), fixed64(7, 1_700_000_000_000_000_000n), fixed64(8, 1_700_000_000_000_001_000n)];
     let failures = 0;

@@ -575,26 +575,17 @@ function skimAnyValue(r: ProtoReader, end: number): void {
       case T_ANY_DOUBLE:
         r.double(end);
         break;
-      case T_ANY_ARRAY: {
+      case T_ANY_ARRAY:
+      case T_ANY_KVLIST: {
+        // Field 1 of each: an AnyValue of an array, a KeyValue of a kvlist.
+        const skimOne = tag === T_ANY_ARRAY ? skimAnyValue : skimKeyValue;
         const e = r.len(end);
         while (r.pos < e) {
           const t = r.tag(e);
           if (t === T_F1_LEN) {
             const ve = r.len(e);
-            skimAnyValue(r, ve);
+            skimOne(r, ve);
             r.pos = ve;
-          } else r.skip(t, e);
-        }
-        break;
-      }
-      case T_ANY_KVLIST: {
-        const e = r.len(end);
-        while (r.pos < e) {
-          const t = r.tag(e);
-          if (t === T_F1_LEN) {
-            const kvEnd = r.len(e);
-            skimKeyValue(r, kvEnd);
-            r.pos = kvEnd;
           } else r.skip(t, e);
         }
         break;

@@ -111,20 +111,12 @@ export class CutFrameWriter {
   }
 
   private int(v: number): void {
-    if (this.ni === this.ints.length) {
-      const more = new Int32Array(this.ints.length * 2);
-      more.set(this.ints);
-      this.ints = more;
-    }
+    if (this.ni === this.ints.length) this.ints = doubled(this.ints);
     this.ints[this.ni++] = v;
   }
 
   private num(v: number): void {
-    if (this.nn === this.nums.length) {
-      const more = new Float64Array(this.nums.length * 2);
-      more.set(this.nums);
-      this.nums = more;
-    }
+    if (this.nn === this.nums.length) this.nums = doubled(this.nums);
     this.nums[this.nn++] = v;
   }
 
@@ -166,6 +158,13 @@ export class CutFrameWriter {
       for (const x of v) this.value(x);
     }
   }
+}
+
+/** `a`, in an array of its kind twice its size. */
+function doubled<T extends Int32Array | Float64Array>(a: T): T {
+  const more = new (a.constructor as new (n: number) => T)(a.length * 2);
+  more.set(a);
+  return more;
 }
 
 /** A frame's inputs, read back: records equal to those written, in the same order. */

@@ -8,22 +8,18 @@
  * run another after it (each with a cut of its own): its code stays warm.
  */
 import { parentPort } from 'node:worker_threads';
-import { KafkaSource, type BatchInfo, type DecodedMessage, type SourceMetrics } from '../io/index.js';
+import { KafkaSource, type BatchInfo, type DecodedMessage } from '../io/index.js';
 import { CutFrameWriter } from './cut-frame.js';
 import { payloadOf } from './kafka-input.js';
 import type { FromThread, ThreadSourceOptions, ToThread } from './kafka-thread.js';
-import { errorFromWire, errorToWire, relayLogger } from './threads.js';
+import { errorFromWire, relayLogger, relayMetrics, reportLife } from './threads.js';
 import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
 const port = parentPort!;
 const send = (m: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
 const logger = relayLogger(send);
-
-const metrics: SourceMetrics = {
-  badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },
-  consumerLag: { set: (labels: { topic: string; partition: string }, value: number) => send({ t: 'metric', name: 'consumerLag', labels, value }) },
-};
+const metrics = relayMetrics(send);
 
 /** Answers from the event loop, by request id. */
 const waiting = new Map<number, { ok: () => void; fail: (err: unknown) => void }>();
@@ -107,16 +103,9 @@ port.on('message', (m: ToThread) => {
       }
       const current = new Run(m.options);
       run = current;
-      current.source.stopped().then(
-        () => send({ t: 'stopped' }),
-        (err: unknown) => send({ t: 'stopped', error: errorToWire(err) }),
-      ).finally(() => {
+      reportLife(send, current.source, () => {
         if (run === current) run = undefined;
       });
-      current.source.start().then(
-        () => send({ t: 'started' }),
-        (err: unknown) => send({ t: 'start-failed', error: errorToWire(err) }),
-      );
       break;
     }
     case 'answer': {

@@ -24,7 +24,7 @@ import type { ProcessorMetrics } from '../io/metrics.js';
 import { readCutFrame, type CutFrame } from './cut-frame.js';
 import { takeBatch } from './kafka-input.js';
 import type { DetectionPipeline } from './pipeline.js';
-import { errorToWire, logWire, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireError, type WireLog } from './threads.js';
+import { errorToWire, logWire, takeWireMetric, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireError, type WireLog, type WireMetric } from './threads.js';
 
 /** What the thread's source is built from: `KafkaSourceOptions` that can cross to a thread, and the cut's. */
 export interface ThreadSourceOptions {
@@ -66,7 +66,7 @@ export type FromThread =
   | { t: 'batch'; id: number; info: BatchInfo; observedAtMs: number[]; frame: CutFrame }
   | { t: 'settle'; id: number }
   | WireLog
-  | { t: 'metric'; name: 'badInput' | 'consumerLag'; labels: Record<string, string>; value: number };
+  | WireMetric;
 
 const WORKER_MODULE = new URL('./kafka-thread-worker.ts', import.meta.url).href;
 
@@ -193,8 +193,7 @@ export class KafkaThreadInput {
         logWire(o.logger, m);
         break;
       case 'metric':
-        if (m.name === 'badInput') o.metrics?.badInput.inc(m.labels as { reason: string }, m.value);
-        else o.metrics?.consumerLag.set(m.labels as { topic: string; partition: string }, m.value);
+        takeWireMetric(o.metrics, m);
         break;
       default:
         this.life.hear(m);

@@ -4,7 +4,7 @@
  * loop, the life of what a thread runs as the event loop sees it, and how a thread is started.
  */
 import { ERROR_CODES, WaitgraphError, type ErrorCode } from '../errors.js';
-import type { SourceStatus } from '../io/index.js';
+import type { SourceMetrics, SourceStatus } from '../io/index.js';
 import type { Logger, LogFields } from '../io/log.js';
 
 /** An error as it crosses between threads. */
@@ -39,6 +39,47 @@ function wireFields(fields: LogFields): LogFields {
 /** Logs a thread's line on the event loop. */
 export function logWire(logger: Logger, m: WireLog): void {
   logger[m.level](m.message, m.fields);
+}
+
+/** The metrics a thread's stage may update: its source's, and the spans it took in. */
+export type ThreadMetrics = SourceMetrics & { spansReceived: { inc(value?: number): void } };
+
+/** A metric update from a thread. */
+export type WireMetric = { t: 'metric'; name: 'badInput' | 'consumerLag' | 'spansReceived'; labels: Record<string, string>; value: number };
+
+/** Metrics, on a thread, whose updates go to `send` (the event loop applies them to its own: `takeWireMetric`). */
+export function relayMetrics(send: (m: WireMetric) => void): ThreadMetrics {
+  return {
+    badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },
+    consumerLag: { set: (labels: { topic: string; partition: string }, value: number) => send({ t: 'metric', name: 'consumerLag', labels, value }) },
+    spansReceived: { inc: (value?: number) => send({ t: 'metric', name: 'spansReceived', labels: {}, value: value ?? 1 }) },
+  };
+}
+
+/** Applies a thread's metric update on the event loop. */
+export function takeWireMetric(metrics: ThreadMetrics | undefined, m: WireMetric): void {
+  if (m.name === 'badInput') metrics?.badInput.inc(m.labels as { reason: string }, m.value);
+  else if (m.name === 'consumerLag') metrics?.consumerLag.set(m.labels as { topic: string; partition: string }, m.value);
+  else metrics?.spansReceived.inc(m.value);
+}
+
+/**
+ * Tells the event loop of the life of what a thread runs (`ThreadLife` hears it): started, or why not;
+ * stopped, and why. `onStop` runs just before the stop is told. Starts it.
+ */
+export function reportLife(send: (m: LifeMessage) => void, runs: { start(): Promise<void>; stopped(): Promise<void> }, onStop?: () => void): void {
+  const stopped = (error?: WireError) => {
+    onStop?.();
+    send(error === undefined ? { t: 'stopped' } : { t: 'stopped', error });
+  };
+  runs.stopped().then(
+    () => stopped(),
+    (err: unknown) => stopped(errorToWire(err)),
+  );
+  runs.start().then(
+    () => send({ t: 'started' }),
+    (err: unknown) => send({ t: 'start-failed', error: errorToWire(err) }),
+  );
 }
 
 /** An error as it crosses to the other thread: its message, and its code where it is a WaitgraphError. */

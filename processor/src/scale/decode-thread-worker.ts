@@ -4,18 +4,14 @@
  * by run/thread-entry.mjs. One stage for the thread's life.
  */
 import { parentPort } from 'node:worker_threads';
-import { errorToWire, relayLogger } from '../run/threads.js';
-import { DecodeStage, type DecodeStageMetrics } from './decode-stage.js';
+import { errorToWire, relayLogger, relayMetrics, reportLife } from '../run/threads.js';
+import { DecodeStage } from './decode-stage.js';
 import type { FromDecodeThread, ToDecodeThread } from './decode-thread.js';
 
 const port = parentPort!;
 const send = (m: FromDecodeThread) => port.postMessage(m);
 
-const metrics: DecodeStageMetrics = {
-  badInput: { inc: (labels: { reason: string }, value?: number) => send({ t: 'metric', name: 'badInput', labels, value: value ?? 1 }) },
-  consumerLag: { set: (labels: { topic: string; partition: string }, value: number) => send({ t: 'metric', name: 'consumerLag', labels, value }) },
-  spansReceived: { inc: (value?: number) => send({ t: 'metric', name: 'spansReceived', labels: {}, value: value ?? 1 }) },
-};
+const metrics = relayMetrics(send);
 
 /** How often the counts go to the event loop, when they changed. */
 const COUNTS_EVERY_MS = 100;
@@ -41,22 +37,10 @@ port.on('message', (m: ToDecodeThread) => {
         sent = now;
       };
       const timer = setInterval(sendCounts, COUNTS_EVERY_MS);
-      s.stopped().then(
-        () => {
-          clearInterval(timer);
-          sendCounts();
-          send({ t: 'stopped' });
-        },
-        (err: unknown) => {
-          clearInterval(timer);
-          sendCounts();
-          send({ t: 'stopped', error: errorToWire(err) });
-        },
-      );
-      s.start().then(
-        () => send({ t: 'started' }),
-        (err: unknown) => send({ t: 'start-failed', error: errorToWire(err) }),
-      );
+      reportLife(send, s, () => {
+        clearInterval(timer);
+        sendCounts();
+      });
       break;
     }
     case 'shutdown':

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { WaitgraphError } from '../errors.js';
 import type { Logger } from '../io/log.js';
 import type { SourceStatus } from '../io/index.js';
-import { logWire, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireLog } from '../run/threads.js';
+import { logWire, takeWireMetric, ThreadLife, THREAD_ENTRY, THREAD_YOUNG_GENERATION_MB, type LifeMessage, type WireLog, type WireMetric } from '../run/threads.js';
 import type { DecodeStageMetrics, DecodeStageOptions } from './decode-stage.js';
 import type { WaitRecordCounts } from './wait-records.js';
 
@@ -33,7 +33,7 @@ export type FromDecodeThread =
   | LifeMessage
   | { t: 'counts'; counts: WaitRecordCounts & { messagesOut: number } }
   | WireLog
-  | { t: 'metric'; name: 'badInput' | 'consumerLag' | 'spansReceived'; labels: Record<string, string>; value: number }
+  | WireMetric
   | { t: 'shut-down' };
 
 const WORKER_MODULE = new URL('./decode-thread-worker.ts', import.meta.url).href;
@@ -99,15 +99,12 @@ export class DecodeStageThread {
   }
 
   private onMessage(m: FromDecodeThread): void {
-    const metrics = this.options.metrics;
     switch (m.t) {
       case 'log':
         logWire(this.options.logger, m);
         break;
       case 'metric':
-        if (m.name === 'badInput') metrics?.badInput.inc(m.labels as { reason: string }, m.value);
-        else if (m.name === 'consumerLag') metrics?.consumerLag.set(m.labels as { topic: string; partition: string }, m.value);
-        else metrics?.spansReceived.inc(m.value);
+        takeWireMetric(this.options.metrics, m);
         break;
       case 'counts':
         this.latest = m.counts;
