@@ -99,6 +99,27 @@ describe('the decode stage on its own thread', () => {
     expect(stage.status).toBe('stopped');
   }, 60_000);
 
+  it('stops, failed, when its thread ends under it', async () => {
+    const spans = uniqueTopic('dt-spans');
+    await broker.createTopic(spans, 1);
+    const stage = new DecodeStageThread({
+      brokers: broker.brokers,
+      topics: [{ topic: spans, signal: 'traces' }],
+      groupId: uniqueTopic('dt-group'),
+      waitsTopic: uniqueTopic('dt-waits'),
+      waitsPartitions: 1,
+      deadLetterTopic: null,
+      logger: recordingLogger(),
+    });
+    await stage.start();
+    expect(stage.status).toBe('running');
+    await stage.worker.terminate();
+    await expect(stage.stopped()).rejects.toThrow(/the thread exited with 1/);
+    expect(stage.status).toBe('failed');
+    // Shutting down a stage whose thread is gone ends at once.
+    await stage.shutdown();
+  }, 60_000);
+
   it('fails its start with the reason when the stage cannot be made, and shuts down', async () => {
     const logger = recordingLogger();
     const stage = new DecodeStageThread({ brokers: broker.brokers, waitsPartitions: 0, logger });

@@ -43,7 +43,8 @@ const SHUTDOWN_LIMIT_MS = 15_000;
 
 /** A decode stage running on a worker thread of its own; the thread ends when the stage has shut down. */
 export class DecodeStageThread {
-  private readonly worker: Worker;
+  /** The thread (its death, tested, stops the stage as failed). */
+  readonly worker: Worker;
   private readonly life = new ThreadLife('DecodeStageThread');
   private latest: WaitRecordCounts & { messagesOut: number } = { spansIn: 0, spansKept: 0, eventsIn: 0, eventsKept: 0, logEventsIn: 0, messagesOut: 0 };
   private shutDown: (() => void) | undefined;
