@@ -1,10 +1,12 @@
 /**
  * SpanNode keeps an ended span's length rather than its end (a small integer, not a heap number, for
- * most spans). The end must come back exactly as given, whatever the times, or the views would move.
+ * most spans), and a hold its length where it can. The end must come back exactly as given, whatever the
+ * times, or the views would move.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Instance, OPEN, SpanNode, TaskNode } from '../../processor/src/engine/model.js';
+import { EventKind, WaitEvent } from '../../processor/src/engine/events.js';
+import { HoldIv, Instance, OPEN, SpanNode, TaskNode } from '../../processor/src/engine/model.js';
 
 const task = new TaskNode(new Instance('svc', 'svc', undefined, new Map()), 't', false);
 const span = (start: number, end: number, attempt = -1, events = 0) =>
@@ -111,6 +113,33 @@ describe('TaskNode span lists', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('HoldIv end', () => {
+  const acquire = new EventKind('lock.acquire', 'lock.id', { 'lock.id': 'L' }, false);
+  const hold = (start: number) => new HoldIv(new WaitEvent(acquire, start, 'L', span(start, OPEN)), undefined);
+
+  it('gives back the end exactly, wherever it lies from the start, and again when it changes', () => {
+    const now = 1_763_700_000_123_456_789;
+    const times = fc.oneof(
+      fc.constantFrom(now, now + 256, now + 1_073_741_568, now + 1_073_741_824, now - 256, 0, 1, 2 ** 30 - 1, 2 ** 30, 2 ** 31, 1.5, -3, Number.MAX_SAFE_INTEGER, 2 ** 60),
+      fc.integer({ min: -(2 ** 31), max: 2 ** 31 }),
+      fc.double({ min: -1e3, max: 2e18, noNaN: true }),
+    );
+    fc.assert(
+      fc.property(times, times, times, (start, end, later) => {
+        const h = hold(start);
+        expect(h.end).toBe(OPEN);
+        h.end = end;
+        expect(h.end).toBe(end);
+        h.end = later;
+        expect(h.end).toBe(later);
+        h.end = OPEN; // reopened (a release that turned out to be another's)
+        expect(h.end).toBe(OPEN);
+      }),
+      { numRuns: 2_000 },
     );
   });
 });
