@@ -1,7 +1,9 @@
 /**
  * The span table: spans by trace, one span kept as itself, small traces scanned, large ones indexed, the
- * same span id in two traces kept apart, and children found within their trace.
+ * same span id in two traces kept apart, and children found within their trace; a span's flag of children
+ * (`mayHaveKids`) never hides one, whatever the order spans come, change and go in.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Instance, OPEN, SpanNode, TaskNode } from '../../processor/src/engine/model.js';
 import { SpanTable } from '../../processor/src/engine/span-table.js';
@@ -60,5 +62,51 @@ describe('SpanTable', () => {
     t.set(late);
     expect(t.childrenOf(root)).toContain(late);
     expect(t.get('big', id(9999))).toBe(late);
+  });
+
+  it('finds every child through the flag, whatever order spans come, change parents and go in', () => {
+    type Op = { op: 'set'; trace: number; span: number; parent: number | undefined; v: number } | { op: 'delete'; trace: number; span: number };
+    const spanIds = fc.integer({ min: 1, max: 60 }); // up to 60 in a trace: both sides of SCAN (48)
+    const traces = fc.constantFrom(1, 1, 1, 2); // mostly one, so that it grows past SCAN
+    const ops = fc.array(
+      fc.oneof(
+        {
+          weight: 5,
+          arbitrary: fc
+            .record({ op: fc.constant('set' as const), trace: traces, span: spanIds, parent: fc.option(spanIds, { nil: undefined }), v: fc.nat(3) })
+            // Not its own parent (bad input, where a trace of one span has no children either way).
+            .filter((o) => o.parent !== o.span),
+        },
+        { weight: 1, arbitrary: fc.record({ op: fc.constant('delete' as const), trace: traces, span: spanIds }) },
+      ),
+      // Long runs (fast-check makes short arrays unless told): versions, late children and traces past SCAN.
+      { minLength: 100, maxLength: 400 },
+    );
+    fc.assert(
+      fc.property(ops, (list: Op[]) => {
+        const t = new SpanTable();
+        const held: SpanNode[] = []; // every version ever made, as callers may still hold them
+        for (const o of list) {
+          if (o.op === 'set') {
+            const s = node(`t${o.trace}`, o.span, o.parent, o.v === 0 ? OPEN : o.v);
+            held.push(s);
+            t.set(s);
+          } else {
+            const s = t.get(`t${o.trace}`, id(o.span));
+            if (s !== undefined) t.delete(s);
+          }
+          // The children of any span, as a search of the table by its ids finds them.
+          const kept = [...t.values()];
+          for (const s of held) {
+            const want = kept.filter((k) => k.traceId === s.traceId && k.parentSpanId === s.spanId);
+            const got = t.childrenOf(s);
+            if (got.length !== want.length || !want.every((k) => got.includes(k))) {
+              expect({ span: s.spanId, got: got.map((k) => k.spanId) }).toEqual({ span: s.spanId, got: want.map((k) => k.spanId) });
+            }
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });

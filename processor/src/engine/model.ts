@@ -101,6 +101,12 @@ export class SpanNode {
    */
   events: WaitEvent | undefined = undefined;
   /**
+   * Whether it may have children in the span table: false only while no span of its trace there names it
+   * as its parent (kept by `SpanTable`). Most spans have none, and detection asks every open span of a
+   * task for its children each time the task changes: the answer is then at hand, without a search.
+   */
+  mayHaveKids = false;
+  /**
    * Where the span ended: its length, which for most spans is a small integer kept in the field itself,
    * where an end time would be a heap number of its own. Undefined while open.
    */
