@@ -86,10 +86,16 @@ const RETIRING = 8;
 const END_AS_IS = 16;
 /** Events from log records were added to it: its `lastEventTime` does not bound its events. */
 const LOGGED = 32;
-const FLAGS = 63;
-/** `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count. */
-const ATTEMPT_SHIFT = 6;
-const COUNT_SHIFT = 13;
+/** It may have children in the span table (see `mayHaveKids`). */
+const KIDS = 64;
+const FLAGS = 127;
+/**
+ * `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count (17 bits): at
+ * most 2^31 - 1, a small integer in node's builds (32-bit small integers); below 2^30, as for any span of
+ * fewer than 65,536 events, one in any build.
+ */
+const ATTEMPT_SHIFT = 7;
+const COUNT_SHIFT = 14;
 const MAX_ATTEMPT = 126;
 const MAX_COUNT = 2 ** 17 - 1;
 
@@ -100,12 +106,6 @@ export class SpanNode {
    * those that arrived as log records, in arrival order.
    */
   events: WaitEvent | undefined = undefined;
-  /**
-   * Whether it may have children in the span table: false only while no span of its trace there names it
-   * as its parent (kept by `SpanTable`). Most spans have none, and detection asks every open span of a
-   * task for its children each time the task changes: the answer is then at hand, without a search.
-   */
-  mayHaveKids = false;
   /**
    * Where the span ended: its length, which for most spans is a small integer kept in the field itself,
    * where an end time would be a heap number of its own. Undefined while open.
@@ -246,6 +246,19 @@ export class SpanNode {
     this.flags = v ? this.flags | STALE : this.flags & ~STALE;
   }
 
+  /**
+   * Whether it may have children in the span table: false only while no span of its trace there names it
+   * as its parent (kept by `SpanTable`). Most spans have none, and detection asks every open span of a
+   * task for its children each time the task changes: the answer is then at hand, without a search.
+   */
+  get mayHaveKids(): boolean {
+    return (this.bits & KIDS) !== 0;
+  }
+
+  set mayHaveKids(v: boolean) {
+    this.bits = v ? this.bits | KIDS : this.bits & ~KIDS;
+  }
+
   /** Whether events from log records were added to it (then `lastEventTime` does not bound its events). */
   get logged(): boolean {
     return (this.flags & LOGGED) !== 0;
@@ -293,30 +306,33 @@ abstract class Interval {
 }
 
 /**
- * An interval that keeps its end time itself: as its length from the start where that is a whole number
- * below 2^30 (a hold of up to a second, most of them), a small integer in the field itself rather than a
- * heap number of its own, one object fewer a hold for the collector to mark; else the end as it is.
+ * An interval that keeps its end time itself, in one field: as its length from the start where that is a
+ * whole number below 2^30 (a hold of up to a second, most of them), a small integer in the field itself
+ * rather than a heap number of its own, one object fewer a hold for the collector to mark; else the end as
+ * it is where that is at least 2^30 (any time of this century; never a length, so the two do not meet);
+ * else (bad input: an end before its start, near the epoch, not whole) the end in a box of its own.
  */
 abstract class EndTimeInterval extends Interval {
-  private length: number | undefined = undefined;
-  private endAsIs: number | undefined = undefined;
+  private endOrLength: number | { readonly end: number } | undefined = undefined;
 
   get end(): number {
-    const l = this.length;
-    if (l !== undefined) return this.ev.time + l;
-    const e = this.endAsIs;
-    return e === undefined ? OPEN : e;
+    const e = this.endOrLength;
+    if (e === undefined) return OPEN;
+    if (typeof e !== 'number') return e.end;
+    return e < TIME_SPLIT ? this.ev.time + e : e;
   }
 
   set end(v: number) {
-    this.length = this.endAsIs = undefined;
-    if (v === OPEN) return;
+    if (v === OPEN) {
+      this.endOrLength = undefined;
+      return;
+    }
     const start = this.ev.time;
     const l = v - start;
     // Exact only where adding the length back gives the end (an end far from its start would round; -0 would come back +0).
     // `| 0`: a small integer even where unoptimized code computed it as a heap number (exact: 0 <= l < 2^30).
-    if (l >= 0 && l < TIME_SPLIT && Number.isInteger(l) && Object.is(start + l, v)) this.length = l | 0;
-    else this.endAsIs = v;
+    if (l >= 0 && l < TIME_SPLIT && Number.isInteger(l) && Object.is(start + l, v)) this.endOrLength = l | 0;
+    else this.endOrLength = v >= TIME_SPLIT ? v : { end: v };
   }
 }
 
