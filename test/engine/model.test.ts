@@ -60,12 +60,7 @@ describe('SpanNode times', () => {
     s.stale = true;
     s.retiring = true;
     s.logged = true;
-    expect(s.mayHaveKids).toBe(false);
-    s.mayHaveKids = true;
-    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.mayHaveKids, s.end]).toEqual([126, 2 ** 17 - 1, true, true, true, true, 2]);
-    s.mayHaveKids = false;
-    s.stale = false;
-    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.mayHaveKids, s.end]).toEqual([126, 2 ** 17 - 1, false, true, true, false, 2]);
+    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.end]).toEqual([126, 2 ** 17 - 1, true, true, true, 2]);
     expect(span(1, 2, 10_000, 10 ** 9).eventCount).toBe(2 ** 17 - 1); // capped, not wrapped
     expect(span(1, 2, 10_000).attempt).toBe(126);
   });

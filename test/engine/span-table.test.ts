@@ -1,7 +1,7 @@
 /**
  * The span table: spans by trace, one span kept as itself, small traces scanned, large ones indexed, the
- * same span id in two traces kept apart, and children found within their trace; a span's flag of children
- * (`mayHaveKids`) never hides one, whatever the order spans come, change and go in.
+ * same span id in two traces kept apart, and children found within their trace, whatever the order spans
+ * come, change and go in.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -64,7 +64,7 @@ describe('SpanTable', () => {
     expect(t.get('big', id(9999))).toBe(late);
   });
 
-  it('finds every child through the flag, whatever order spans come, change parents and go in', () => {
+  it('finds every child, whatever order spans come, change parents and go in', () => {
     type Op = { op: 'set'; trace: number; span: number; parent: number | undefined; v: number } | { op: 'delete'; trace: number; span: number };
     const spanIds = fc.integer({ min: 1, max: 60 }); // up to 60 in a trace: both sides of SCAN (48)
     const traces = fc.constantFrom(1, 1, 1, 2); // mostly one, so that it grows past SCAN

@@ -86,16 +86,10 @@ const RETIRING = 8;
 const END_AS_IS = 16;
 /** Events from log records were added to it: its `lastEventTime` does not bound its events. */
 const LOGGED = 32;
-/** It may have children in the span table (see `mayHaveKids`). */
-const KIDS = 64;
-const FLAGS = 127;
-/**
- * `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count (17 bits): at
- * most 2^31 - 1, a small integer in node's builds (32-bit small integers); below 2^30, as for any span of
- * fewer than 65,536 events, one in any build.
- */
-const ATTEMPT_SHIFT = 7;
-const COUNT_SHIFT = 14;
+const FLAGS = 63;
+/** `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count. */
+const ATTEMPT_SHIFT = 6;
+const COUNT_SHIFT = 13;
 const MAX_ATTEMPT = 126;
 const MAX_COUNT = 2 ** 17 - 1;
 
@@ -244,19 +238,6 @@ export class SpanNode {
 
   set stale(v: boolean) {
     this.flags = v ? this.flags | STALE : this.flags & ~STALE;
-  }
-
-  /**
-   * Whether it may have children in the span table: false only while no span of its trace there names it
-   * as its parent (kept by `SpanTable`). Most spans have none, and detection asks every open span of a
-   * task for its children each time the task changes: the answer is then at hand, without a search.
-   */
-  get mayHaveKids(): boolean {
-    return (this.bits & KIDS) !== 0;
-  }
-
-  set mayHaveKids(v: boolean) {
-    this.bits = v ? this.bits | KIDS : this.bits & ~KIDS;
   }
 
   /** Whether events from log records were added to it (then `lastEventTime` does not bound its events). */

@@ -111,8 +111,7 @@ export function eachRequirement(g: GraphStore, task: TaskNode, t: number, sink: 
 
 /** The requirements of a task on the children of its span `s` that are active at `t` (if `s` is). */
 function childReqs(g: GraphStore, task: TaskNode, s: SpanNode, t: number, sink: ReqSink): void {
-  // A span no other span names as its parent has no children to wait for (`SpanNode.mayHaveKids`): most.
-  if (!s.mayHaveKids || s.task !== task || s.stale || !activeAt(s.start, s.end, t)) return;
+  if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) return;
   const kids = g.childrenOf(s);
   for (const c of kids) {
     if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;

@@ -27,11 +27,7 @@ class TraceSpans {
   readonly spans: SpanNode[] = [];
   /** The spans by id, once there are more than SCAN. */
   private byId: Map<string, SpanNode> | undefined = undefined;
-  /**
-   * Children by parent span id, in the order of `spans`: made the first time a trace of more than SCAN
-   * spans is asked, then kept up as spans come and go (remade only if a span's new version names another
-   * parent).
-   */
+  /** Children by parent span id, made when asked and dropped when a span comes or goes. */
   private kids: Map<string, SpanNode[]> | undefined = undefined;
 
   constructor(readonly traceId: string) {}
@@ -47,34 +43,14 @@ class TraceSpans {
   set(span: SpanNode): void {
     const spans = this.spans;
     const old = this.get(span.spanId);
-    const kids = this.kids;
-    if (old !== undefined) {
-      spans[spans.indexOf(old)] = span;
-      takesPlaceOf(span, old);
-      if (this.byId !== undefined) this.byId.set(span.spanId, span);
-      if (kids !== undefined) {
-        if (old.parentSpanId !== span.parentSpanId) this.kids = undefined;
-        else if (old.parentSpanId !== undefined) {
-          const list = kids.get(old.parentSpanId)!;
-          list[list.indexOf(old)] = span;
-        }
-      }
-    } else {
+    if (old !== undefined) spans[spans.indexOf(old)] = span;
+    else {
       spans.push(span);
       if (this.byId !== undefined) this.byId.set(span.spanId, span);
       else if (spans.length > SCAN) this.byId = new Map(spans.map((s) => [s.spanId, s]));
-      if (kids !== undefined && span.parentSpanId !== undefined) {
-        const list = kids.get(span.parentSpanId);
-        if (list === undefined) kids.set(span.parentSpanId, [span]);
-        else list.push(span);
-      }
     }
-    // Its parent has a child now; and it may have come after children of its own.
-    if (span.parentSpanId !== undefined) {
-      const parent = this.get(span.parentSpanId);
-      if (parent !== undefined) parent.mayHaveKids = true;
-    }
-    if (!span.mayHaveKids && this.hasChildren(span.spanId)) span.mayHaveKids = true;
+    if (this.byId !== undefined && old !== undefined) this.byId.set(span.spanId, span);
+    this.kids = undefined;
   }
 
   /** Removes `span` if it is the version kept for its id; returns whether it was. */
@@ -83,24 +59,9 @@ class TraceSpans {
     const i = spans.indexOf(span);
     if (i < 0) return false;
     spans.splice(i, 1);
-    // A span out of the table is asked by id (as before its flag): spans that come later may name it.
-    span.mayHaveKids = true;
     this.byId?.delete(span.spanId);
-    const kids = this.kids;
-    if (kids !== undefined && span.parentSpanId !== undefined) {
-      const list = kids.get(span.parentSpanId)!;
-      if (list.length === 1) kids.delete(span.parentSpanId);
-      else list.splice(list.indexOf(span), 1);
-    }
+    this.kids = undefined;
     return true;
-  }
-
-  /** Whether a span names `spanId` as its parent. */
-  private hasChildren(spanId: string): boolean {
-    const spans = this.spans;
-    if (spans.length > SCAN) return this.childrenOf(spanId).length > 0;
-    for (let i = 0; i < spans.length; i++) if (spans[i].parentSpanId === spanId) return true;
-    return false;
   }
 
   /** The spans whose parent is `spanId`. */
@@ -129,15 +90,6 @@ class TraceSpans {
  * The kept version of every span, by trace id and span id. A trace of one span (an open task's lone span,
  * most often) is kept as that span: a group for it would cost more than the span.
  */
-/**
- * A new version takes an old one's place: it has the children the old one had; and the old one, which a
- * caller may still hold, is from now on asked by id, as the table's current version would be.
- */
-function takesPlaceOf(span: SpanNode, old: SpanNode): void {
-  if (old.mayHaveKids) span.mayHaveKids = true;
-  old.mayHaveKids = true;
-}
-
 export class SpanTable {
   private readonly traces = new Map<string, SpanNode | TraceSpans>();
   /** The trace used last, and what the map holds for it: the next span is most often of the same trace. */
@@ -179,7 +131,6 @@ export class SpanTable {
       t.set(span);
       this.count += t.spans.length - before;
     } else if (t.spanId === span.spanId) {
-      takesPlaceOf(span, t);
       this.put(span.traceId, span);
     } else {
       const group = new TraceSpans(span.traceId);
@@ -200,15 +151,12 @@ export class SpanTable {
     } else if (t === span) {
       this.traces.delete(span.traceId);
       this.lastId = this.last = undefined;
-      span.mayHaveKids = true;
     } else return;
     this.count--;
   }
 
   /** The children of a span: the spans of its trace whose parent it is. */
   childrenOf(span: SpanNode): readonly SpanNode[] {
-    // Without the flag no span of the table names it as its parent: no search.
-    if (!span.mayHaveKids) return EMPTY;
     const t = this.trace(span.traceId);
     return t instanceof TraceSpans ? t.childrenOf(span.spanId) : EMPTY;
   }
