@@ -21,15 +21,26 @@ let started: Promise<TestPostgres> | undefined;
 /** Starts this run's PostgreSQL server, or joins it if another test file already started it. */
 export function ensurePostgres(): Promise<TestPostgres> {
   started ??= sharedServer<TestPostgres>('postgres', async () => {
-    const [port] = await freePorts(1);
-    await runScript('postgres.sh', 'start', { WAITGRAPH_PG_PORT: String(port) });
-    return {
-      host: '127.0.0.1',
-      port: port!,
-      user: 'postgres',
-      database: 'postgres',
-      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    };
+    // The port is one the kernel had free, and initdb takes seconds before the server binds it: meanwhile an
+    // outgoing connection of another test file may be given it as its local port. Then another port.
+    for (let attempt = 1; ; attempt++) {
+      const [port] = await freePorts(1);
+      const env = { WAITGRAPH_PG_PORT: String(port) };
+      try {
+        await runScript('postgres.sh', 'start', env);
+      } catch (err) {
+        if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+        await runScript('postgres.sh', 'stop', env).catch(() => {}); // its cluster's directory
+        continue;
+      }
+      return {
+        host: '127.0.0.1',
+        port: port!,
+        user: 'postgres',
+        database: 'postgres',
+        connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      };
+    }
   });
   started.catch(() => (started = undefined));
   return started;
