@@ -11,6 +11,7 @@ import { WaitgraphError } from '../../processor/src/errors.js';
 import { OtlpHttpReceiver, ProcessorMetrics, silentLogger, type Health, type OtlpContentType, type OtlpSignal } from '../../processor/src/io/index.js';
 import type { DecodedBatch } from '../../processor/src/model/span.js';
 import { makeSpans, tracesJson, tracesProto, waitEventLog } from './otlp-payloads.js';
+import { metricValue } from '../support/metrics.js';
 
 interface Received {
   signal: OtlpSignal;
@@ -79,11 +80,6 @@ function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
     } else throw new Error(`unexpected tag ${tag}`);
   }
   return out;
-}
-
-async function metricValue(metrics: ProcessorMetrics, name: string, labels: string): Promise<number> {
-  const line = (await metrics.text()).split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : NaN;
 }
 
 describe('OTLP/HTTP receiver', () => {

@@ -11,6 +11,7 @@ import { ProcessorMetrics } from '../../processor/src/io/index.js';
 import { decodeWaitRecordBatch, DecodeStageThread, WaitRecordBuilder } from '../../processor/src/scale/index.js';
 import { kafkaWithProducer, uniqueTopic, type TestKafka } from '../support/kafka.js';
 import { recordingLogger, waitFor } from '../io/kafka-helpers.js';
+import { metricValue } from '../support/metrics.js';
 
 let broker: TestKafka;
 let kafka: Kafka;
@@ -22,11 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await producer?.disconnect();
 });
-
-async function metricValue(metrics: ProcessorMetrics, name: string, labels = ''): Promise<number> {
-  const line = (await metrics.text()).split('\n').find((l) => l.startsWith(labels === '' ? `${name} ` : `${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : NaN;
-}
 
 /** The spans of the wait-record messages of a topic, from its start, until `count` spans have come; and the messages. */
 async function readWaits(topic: string, count: number): Promise<{ spans: string[]; messages: number }> {

@@ -23,13 +23,13 @@ import {
   type DecodedMessage,
   type KafkaClientOptions,
   type Logger,
-  type SourceMetrics,
   type SourceMessage,
   type SourceStatus,
   type SourceTopic,
 } from '../io/index.js';
 import type { DecodedBatch } from '../model/span.js';
 import { decodeOtlpPayload } from '../run/decode-input.js';
+import type { ThreadMetrics } from '../run/threads.js';
 import { ensureTopics } from './topics.js';
 import { cutOtlpTracesProto } from './wait-cut.js';
 import { encodeWaitRecordBatch, WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type CutSpans, type WaitFilterOptions, type WaitRecordCounts } from './wait-records.js';
@@ -79,8 +79,8 @@ export function decodeSourceMessage(m: SourceMessage): DecodedBatch {
   return decodeOtlpPayload(m.signal, m.encoding === 'otlp_json' ? 'json' : 'proto', m.value, m.name, WAIT_SPAN_ATTRIBUTES);
 }
 
-/** The metrics a decode stage updates (`ProcessorMetrics` has them). */
-export type DecodeStageMetrics = SourceMetrics & { spansReceived: { inc(value?: number): void } };
+/** The metrics a decode stage updates (`ProcessorMetrics` has them): those a thread's stage relays. */
+export type DecodeStageMetrics = ThreadMetrics;
 
 /** A source message as the decode stage decodes it: OTLP protobuf traces cut already, anything else whole. */
 type StageInput = { cut: CutSpans; decoded?: undefined } | { cut?: undefined; decoded: DecodedBatch };
