@@ -7,8 +7,9 @@ import { RUN_V8_FLAGS } from './v8-flags.js';
 // `waitgraph run` keeps a large, long-lived graph while spans stream through it. With semi-spaces of 64 MiB
 // (V8's default is 16), the streaming garbage dies young instead of filling the old generation, whose
 // collections then paused the processor for up to seconds: at 60,000 spans/s its p99 detection latency went
-// from 1.6-4.2 s to under 0.35 s (`npm run bench:kafka`). V8 reads the size only when it starts, so `run`
-// starts itself again with it, unless it was given (on the command line or in NODE_OPTIONS).
+// from 1.6-4.2 s to under 0.35 s (`npm run bench:kafka`). Its old generation's limit starts at 256 MiB, for
+// the worker threads (bin/v8-flags.js says why). V8 reads both only when it starts, so `run` starts itself
+// again with them, unless the semi-space size was given (on the command line or in NODE_OPTIONS).
 const given = (a) => a.startsWith('--max-semi-space-size');
 if (process.argv[2] === 'run' && !process.execArgv.some(given) && !(process.env.NODE_OPTIONS ?? '').split(/\s+/).some(given)) {
   // In a process group of its own, so that each signal reaches it once, passed on from here, whether it

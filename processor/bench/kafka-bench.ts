@@ -51,7 +51,7 @@
  *    cycle, and whether one collection fell among them decides it.
  *
  * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
- * single-instance run only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
+ * single-instance run only, `-- latency-both` for `--role both` only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
  * (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it), `BENCH_PROCESSOR_ARGS` more options of `waitgraph
  * run` (`--max-spans 300000`); `BENCH_GC_LOG=1` lets the processor's standard output through (for node's
  * `--trace-gc` lines).
@@ -100,8 +100,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--warmup') args.warmupMs = num() * 1000;
     else if (a === '--series') args.series = true;
     else if (a === '--rounds') args.rounds = Math.max(1, Math.floor(num()));
-    else if (a === 'throughput' || a === 'latency' || a === 'latency-all') args.parts.add(a);
-    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, latency-all, --spans n, --rounds n, --rate n, --cycles n, --every ms, --warmup s, --series)`);
+    else if (a === 'throughput' || a === 'latency' || a === 'latency-all' || a === 'latency-both') args.parts.add(a);
+    else throw new Error(`kafka-bench: unknown argument ${a} (takes throughput, latency, latency-all, latency-both, --spans n, --rounds n, --rate n, --cycles n, --every ms, --warmup s, --series)`);
   }
   if (args.parts.size === 0) args.parts = new Set(['throughput', 'latency']);
   return args;
@@ -789,7 +789,7 @@ async function main(): Promise<void> {
   try {
     if (args.parts.has('throughput')) out.throughput = await throughput(broker.bootstrap, args);
     if (args.parts.has('latency') || args.parts.has('latency-all')) out.latency = await latency(broker.bootstrap, args, 'all');
-    if (args.parts.has('latency')) out.latencyScaleOut = await latency(broker.bootstrap, args, 'both');
+    if (args.parts.has('latency') || args.parts.has('latency-both')) out.latencyScaleOut = await latency(broker.bootstrap, args, 'both');
   } finally {
     await broker.stop();
   }

@@ -80,6 +80,9 @@ describe('waitgraph run --role', () => {
       expect(metrics).toMatch(/^waitgraph_graph_spans 2$/m);
       expect(metrics).toMatch(/^waitgraph_graph_edges 2$/m);
       expect(metrics).toMatch(/^waitgraph_spans_forgotten_total 0$/m);
+      // The decode stage's thread's garbage collections (its start alone makes some), under its name.
+      expect(metrics).toMatch(/^waitgraph_thread_gc_duration_seconds_count\{thread="decode",kind="[a-z]+"\} [1-9]\d*$/m);
+      expect(metrics).not.toMatch(/^waitgraph_thread_gc_duration_seconds_count\{thread="kafka"/m);
       expect((await fetch(`${url}/v1/traces`, { method: 'POST', body: '{}' })).status).toBe(404);
     } finally {
       const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));

@@ -56,6 +56,8 @@ export class ProcessorMetrics {
   readonly consumerLag: Gauge<'topic' | 'partition'>;
   /** Seconds from taking in the input that completed a finding to reporting it. */
   readonly detectionLatency: Histogram;
+  /** Garbage collections of waitgraph's worker threads, seconds each, by thread (`kafka`, `decode`) and kind. */
+  readonly threadGc: Histogram<'thread' | 'kind'>;
 
   constructor(options: ProcessorMetricsOptions = {}) {
     const registers = [this.registry];
@@ -106,6 +108,13 @@ export class ProcessorMetrics {
       name: 'waitgraph_detection_latency_seconds',
       help: 'Seconds from taking in the input that completed a finding to reporting the finding.',
       buckets: DETECTION_LATENCY_BUCKETS,
+      registers,
+    });
+    this.threadGc = new Histogram({
+      name: 'waitgraph_thread_gc_duration_seconds',
+      help: "Garbage collections of waitgraph's worker threads (the Kafka thread, the decode stage's thread), by thread and kind, as nodejs_gc_duration_seconds has the event loop's.",
+      labelNames: ['thread', 'kind'],
+      buckets: [0.001, 0.01, 0.1, 1, 2, 5],
       registers,
     });
     // Every reason shows from the start, at 0, so a rate() over it never starts from a missing series.

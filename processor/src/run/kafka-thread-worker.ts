@@ -12,7 +12,7 @@ import { KafkaSource, type BatchInfo, type DecodedMessage } from '../io/index.js
 import { CutFrameWriter } from './cut-frame.js';
 import { payloadOf } from './kafka-input.js';
 import type { FromThread, ThreadSourceOptions, ToThread } from './kafka-thread.js';
-import { errorFromWire, relayLogger, relayMetrics, reportLife } from './threads.js';
+import { errorFromWire, relayLogger, relayGc, relayMetrics, reportLife } from './threads.js';
 import { WaitInputCutter, type WaitInput } from './wait-input.js';
 
 const port = parentPort!;
@@ -20,6 +20,7 @@ const send = (m: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(m, tr
 
 const logger = relayLogger(send);
 const metrics = relayMetrics(send);
+relayGc(send);
 
 /** Answers from the event loop, by request id. */
 const waiting = new Map<number, { ok: () => void; fail: (err: unknown) => void }>();

@@ -193,7 +193,7 @@ export class KafkaThreadInput {
         logWire(o.logger, m);
         break;
       case 'metric':
-        takeWireMetric(o.metrics, m);
+        takeWireMetric(o.metrics, m, 'kafka');
         break;
       default:
         this.life.hear(m);

@@ -3,6 +3,7 @@
  * stage's thread of `--role both`, scale/decode-thread.ts): how errors and log lines cross to the event
  * loop, the life of what a thread runs as the event loop sees it, and how a thread is started.
  */
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { ERROR_CODES, WaitgraphError, type ErrorCode } from '../errors.js';
 import type { SourceMetrics, SourceStatus } from '../io/index.js';
 import type { Logger, LogFields } from '../io/log.js';
@@ -41,11 +42,17 @@ export function logWire(logger: Logger, m: WireLog): void {
   logger[m.level](m.message, m.fields);
 }
 
-/** The metrics a thread's stage may update: its source's, and the spans it took in. */
-export type ThreadMetrics = SourceMetrics & { spansReceived: { inc(value?: number): void } };
+/**
+ * The metrics a thread's stage may update: its source's, and the spans it took in; and where the stage runs
+ * on a thread, the thread's garbage collections (seconds each, by thread and kind: `relayGc`).
+ */
+export type ThreadMetrics = SourceMetrics & {
+  spansReceived: { inc(value?: number): void };
+  threadGc?: { observe(labels: { thread: string; kind: string }, seconds: number): void };
+};
 
 /** A metric update from a thread. */
-export type WireMetric = { t: 'metric'; name: 'badInput' | 'consumerLag' | 'spansReceived'; labels: Record<string, string>; value: number };
+export type WireMetric = { t: 'metric'; name: 'badInput' | 'consumerLag' | 'spansReceived' | 'gc'; labels: Record<string, string>; value: number };
 
 /** Metrics, on a thread, whose updates go to `send` (the event loop applies them to its own: `takeWireMetric`). */
 export function relayMetrics(send: (m: WireMetric) => void): ThreadMetrics {
@@ -56,11 +63,36 @@ export function relayMetrics(send: (m: WireMetric) => void): ThreadMetrics {
   };
 }
 
-/** Applies a thread's metric update on the event loop. */
-export function takeWireMetric(metrics: ThreadMetrics | undefined, m: WireMetric): void {
+/** Applies an update from the thread named `thread` (a label: `kafka`, `decode`) to the event loop's metrics. */
+export function takeWireMetric(metrics: ThreadMetrics | undefined, m: WireMetric, thread: string): void {
   if (m.name === 'badInput') metrics?.badInput.inc(m.labels as { reason: string }, m.value);
   else if (m.name === 'consumerLag') metrics?.consumerLag.set(m.labels as { topic: string; partition: string }, m.value);
+  else if (m.name === 'gc') metrics?.threadGc?.observe({ thread, kind: m.labels.kind }, m.value);
   else metrics?.spansReceived.inc(m.value);
+}
+
+/** The kinds of garbage collection as `nodejs_gc_duration_seconds` names them. */
+const GC_KINDS = new Map<number, string>([
+  [constants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
+  [constants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
+  [constants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
+]);
+
+/**
+ * On a thread: sends each garbage collection of the thread's heap to the event loop as it is observed, its
+ * seconds by kind (`gc` updates, for `waitgraph_thread_gc_duration_seconds`). The event loop's own are
+ * prom-client's `nodejs_gc_duration_seconds`; a thread's heap is its own, and collected on its own.
+ */
+export function relayGc(send: (m: WireMetric) => void): PerformanceObserver {
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = GC_KINDS.get((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? -1) ?? 'unknown';
+      send({ t: 'metric', name: 'gc', labels: { kind }, value: e.duration / 1000 });
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return observer;
 }
 
 /**
@@ -164,5 +196,9 @@ export class ThreadLife {
 
 /** The entry of waitgraph's worker threads: registers the TypeScript loader in the thread, then loads the module given. */
 export const THREAD_ENTRY = new URL('./thread-entry.mjs', import.meta.url);
-/** The young generation of waitgraph's worker threads: their garbage dies young, as on the event loop with `waitgraph run`'s semi-spaces (bin/v8-flags.js). */
+/**
+ * The young generation of waitgraph's worker threads: their garbage dies young, as on the event loop. Where
+ * the process has `--max-semi-space-size` (`waitgraph run`'s flags, bin/v8-flags.js), V8 gives every
+ * isolate that size instead, these threads too.
+ */
 export const THREAD_YOUNG_GENERATION_MB = 192;

@@ -4,7 +4,7 @@
  * by run/thread-entry.mjs. One stage for the thread's life.
  */
 import { parentPort } from 'node:worker_threads';
-import { errorToWire, relayLogger, relayMetrics, reportLife } from '../run/threads.js';
+import { errorToWire, relayLogger, relayGc, relayMetrics, reportLife } from '../run/threads.js';
 import { DecodeStage } from './decode-stage.js';
 import type { FromDecodeThread, ToDecodeThread } from './decode-thread.js';
 
@@ -12,6 +12,7 @@ const port = parentPort!;
 const send = (m: FromDecodeThread) => port.postMessage(m);
 
 const metrics = relayMetrics(send);
+relayGc(send);
 
 /** How often the counts go to the event loop, when they changed. */
 const COUNTS_EVERY_MS = 100;

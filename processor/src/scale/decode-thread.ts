@@ -105,7 +105,7 @@ export class DecodeStageThread {
         logWire(this.options.logger, m);
         break;
       case 'metric':
-        takeWireMetric(this.options.metrics, m);
+        takeWireMetric(this.options.metrics, m, 'decode');
         break;
       case 'counts':
         this.latest = m.counts;
