@@ -51,10 +51,10 @@
  *    cycle, and whether one collection fell among them decides it.
  *
  * Run one part alone with `npm run bench:kafka -- throughput` or `-- latency` (`-- latency-all` for the
- * single-instance run only, `-- latency-both` for `--role both` only). `BENCH_PROCESSOR_NODE_ARGS` passes node options to the processor's process
- * (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it), `BENCH_PROCESSOR_ARGS` more options of `waitgraph
- * run` (`--max-spans 300000`); `BENCH_GC_LOG=1` lets the processor's standard output through (for node's
- * `--trace-gc` lines).
+ * single-instance run only, `-- latency-both` for `--role both` only). `BENCH_PROCESSOR_NODE_ARGS` passes
+ * node options to the processor's process (`--cpu-prof --cpu-prof-dir=/tmp/prof` profiles it),
+ * `BENCH_PROCESSOR_ARGS` more options of `waitgraph run` (`--max-spans 300000`); `BENCH_GC_LOG=1` lets the
+ * processor's standard output through (for node's `--trace-gc` lines).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
