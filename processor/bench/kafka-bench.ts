@@ -258,7 +258,7 @@ async function processorRead(
   topic: string,
   spans: number,
   thread: KafkaThread | 'on the loop',
-): Promise<{ ms: number; kept: number; busy: number; cpuMs: number; load: ReturnType<typeof machineLoad> }> {
+): Promise<{ ms: number; kept: number; busy: number; threadBusy?: number; cpuMs: number; load: ReturnType<typeof machineLoad> }> {
   let first = 0;
   let last = 0;
   let kept = 0;
@@ -290,14 +290,17 @@ async function processorRead(
   await source.start();
   await until(() => pipeline.counts.spans > 0, 'the waitgraph run path to start', 300_000, 1);
   const elu0 = performance.eventLoopUtilization();
+  // The Kafka thread's event loop, as the thread's own: how busy the decoding, the cut and the Kafka client kept it.
+  const threadElu0 = thread === 'on the loop' ? undefined : thread.worker.performance.eventLoopUtilization();
   const cpu0 = process.cpuUsage();
   const machine0 = cpuTimes();
   await until(() => pipeline.counts.spans >= spans, 'the waitgraph run path');
   const busy = performance.eventLoopUtilization(elu0).utilization;
+  const threadBusy = thread === 'on the loop' ? undefined : thread.worker.performance.eventLoopUtilization(threadElu0).utilization;
   const cpu = process.cpuUsage(cpu0);
   const machine = machineLoad(machine0, cpuTimes());
   await source.shutdown();
-  return { ms: last - first, kept, busy, cpuMs: (cpu.user + cpu.system) / 1000, load: machine };
+  return { ms: last - first, kept, busy, threadBusy, cpuMs: (cpu.user + cpu.system) / 1000, load: machine };
 }
 
 /**
@@ -388,8 +391,8 @@ async function twoStageRead(bootstrap: string, topic: string, spans: number): Pr
 }
 
 /** How busy a read kept the event loop, and the process's CPU time in cores over the read. */
-const busy = (r: { ms: number; busy: number; cpuMs: number; load: ReturnType<typeof machineLoad> }) =>
-  `event loop ${Math.round(r.busy * 100)}% busy, process ${(r.cpuMs / r.ms).toFixed(2)} cores; ${load(r.load)}`;
+const busy = (r: { ms: number; busy: number; threadBusy?: number; cpuMs: number; load: ReturnType<typeof machineLoad> }) =>
+  `event loop ${Math.round(r.busy * 100)}% busy${r.threadBusy === undefined ? '' : `, Kafka thread ${Math.round(r.threadBusy * 100)}%`}, process ${(r.cpuMs / r.ms).toFixed(2)} cores; ${load(r.load)}`;
 
 async function throughput(bootstrap: string, args: Args) {
   const kafka = client(bootstrap, 'bench');
