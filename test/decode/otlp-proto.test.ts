@@ -70,6 +70,19 @@ describe('AnyValue flattening', () => {
     expect(Object.keys(span.attributes)).toContain('__proto__');
   });
 
+  it('takes the last key of a KeyValue with two, whether it reads every attribute or only those asked for', () => {
+    // Protobuf: a field that comes twice keeps its last value. Asked for task.id: the first KeyValue is
+    // under k, the second under task.id, whatever its first key says.
+    const twice = [ld(9, str(1, 'task.id'), str(1, 'k'), ld(2, str(1, 'v'))), ld(9, str(1, 'x'), ld(2, str(1, 't-1')), str(1, 'task.id'))];
+    const bytes = traces('svc', spanFields('00f067aa0ba902b7', twice));
+    const [whole] = decodeOtlpTracesProto(bytes).spans;
+    expect({ ...whole.attributes }).toEqual({ k: 'v', 'task.id': 't-1' });
+    const [asked] = decodeOtlpTracesProto(bytes, 'cut.pb', { spanAttributes: new Set(['task.id']) }).spans;
+    expect({ ...asked.attributes }).toEqual({ 'task.id': 't-1' });
+    const [askedK] = decodeOtlpTracesProto(bytes, 'cut.pb', { spanAttributes: new Set(['k']) }).spans;
+    expect({ ...askedK.attributes }).toEqual({ k: 'v' });
+  });
+
   it('reads fixed64 times as doubles rounded once', () => {
     expect(span.startTimeUnixNano).toBe(Number(START));
     expect(span.endTimeUnixNano).toBe(Number(START + 1000n));

@@ -34,10 +34,12 @@ const anyValue: fc.Arbitrary<Bytes> = fc.oneof(
 const attrKey = fc.constantFrom(ATTR.TASK_ID, ATTR.THREAD_ID, ATTR.COMPONENT, ATTR.SPAN_PARTIAL, ATTR.TASK_DETACHED, ATTR.HTTP_RESEND_COUNT, ATTR.LOCK_ID, 'http.route', 'x');
 /**
  * A KeyValue, its key first as serializers write it, or its value first (as protobuf allows); now and then
- * without a key, which the decoder reads whole (so damage in it must fail the cut too).
+ * without a key, which the decoder reads whole (so damage in it must fail the cut too), or with two keys,
+ * of which the last is the key (protobuf: a field that comes twice keeps its last value).
  */
 const attribute = fc.oneof(
   { weight: 9, arbitrary: fc.tuple(attrKey, anyValue, fc.boolean()).map(([k, v, valueFirst]) => (valueFirst ? [...ld(2, v), ...str(1, k)] : kv(k, v))) },
+  { weight: 1, arbitrary: fc.tuple(attrKey, attrKey, anyValue, fc.nat({ max: 2 })).map(([k1, k2, v, at]) => [[...str(1, k1), ...str(1, k2), ...ld(2, v)], [...str(1, k1), ...ld(2, v), ...str(1, k2)], [...ld(2, v), ...str(1, k1), ...str(1, k2)]][at]) },
   { weight: 1, arbitrary: anyValue.map((v) => ld(2, v)) },
 );
 

@@ -52,7 +52,7 @@ const T_LOG_OBSERVED_TIME = (11 << 3) | 1;
 const T_LOG_EVENT_NAME = (12 << 3) | 2;
 // KeyValue
 export const T_KV_KEY = (1 << 3) | 2;
-const T_KV_VALUE = (2 << 3) | 2;
+export const T_KV_VALUE = (2 << 3) | 2;
 // AnyValue
 const T_ANY_STRING = (1 << 3) | 2;
 const T_ANY_BOOL = (2 << 3) | 0;
@@ -489,19 +489,24 @@ export function readEvent(r: ProtoReader, end: number): SpanEventRecord {
 }
 
 /**
- * Whether the KeyValue at `r.pos` (up to `end`) has a key in `keep`; reads the key only, and leaves
- * `r.pos` where it was.
+ * Whether the KeyValue at `r.pos` (up to `end`) has a key in `keep`. Walks its fields, checking each tag and
+ * length as reading would (not the value's content), and decodes the key only; leaves `r.pos` where it was.
  */
 function keepsKey(r: ProtoReader, end: number, keep: ReadonlySet<string>): boolean {
   const start = r.pos;
-  let found = true; // without a key: kept, for readKeyValue to read as it always has
+  // The last key field is the key, as readKeyValue reads it (a field that comes twice keeps its last value).
+  let keyAt = -1;
   while (r.pos < end) {
     const tag = r.tag(end);
     if (tag === T_KV_KEY) {
-      found = keep.has(r.key(end));
-      break;
-    }
-    r.skip(tag, end);
+      keyAt = r.pos;
+      r.pos = r.len(end);
+    } else r.skip(tag, end);
+  }
+  let found = true; // without a key: kept, for readKeyValue to read as it always has
+  if (keyAt >= 0) {
+    r.pos = keyAt;
+    found = keep.has(r.key(end));
   }
   r.pos = start;
   return found;

@@ -21,7 +21,7 @@
  */
 import { ATTR, PROXY_COMPONENT } from '../../../schemas/index.js';
 import { DecodeContext } from '../decode/context.js';
-import { decodeProtoInto, readEvent, readKeyValue, skimEvent, skimKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
+import { decodeProtoInto, readEvent, readKeyValue, skimEvent, skimKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_KV_VALUE, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
 import { ProtoReader } from '../decode/proto-reader.js';
 import type { DecodeError } from '../decode/decode-error.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
@@ -204,24 +204,30 @@ const NO_KEY = -2;
 function slotOf(r: ProtoReader, end: number): number {
   const at = r.pos;
   const b = r.bytes;
-  // The common layout: the key first, shorter than 128 bytes.
+  // The common layout: the key first, shorter than 128 bytes, then nothing or one value shorter than 128
+  // bytes that ends the KeyValue: no second key.
   if (at + 2 <= end && b[at] === T_KV_KEY && b[at + 1] < 128) {
     const n = b[at + 1];
-    if (at + 2 + n <= end) return slotOfKey(b, at + 2, n);
+    if (onlyValueAfter(b, at + 2 + n, end)) return slotOfKey(b, at + 2, n);
   }
   let slot = NO_KEY;
-  // As the decoder's key test: the first key field names the KeyValue.
+  // As the decoder's key test (`keepsKey`): the last key field names the KeyValue, and every field's tag
+  // and length on the way is checked.
   while (r.pos < end) {
     const tag = r.tag(end);
     if (tag === T_KV_KEY) {
       const e = r.len(end);
       slot = slotOfKey(b, r.pos, e - r.pos);
-      break;
-    }
-    r.skip(tag, end);
+      r.pos = e;
+    } else r.skip(tag, end);
   }
   r.pos = at;
   return slot;
+}
+
+/** Whether a KeyValue's bytes from `q` to `end`, after its key, are nothing or one value field shorter than 128 bytes. */
+function onlyValueAfter(b: Uint8Array, q: number, end: number): boolean {
+  return q === end || (q + 2 <= end && b[q] === T_KV_VALUE && b[q + 1] < 128 && q + 2 + b[q + 1] === end);
 }
 
 /**
@@ -269,14 +275,14 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   const b = r.bytes;
   while (r.pos < end) {
     // Most fields are attributes under keys it does not keep: one byte of tag, one of length, the key
-    // first and of a length no kept key has. The decoder skips such a KeyValue by its length, and so does
-    // this, without a call.
+    // first and of a length no kept key has, then the value and nothing else (no second key). The decoder
+    // skips such a KeyValue by its length, and so does this, without a call.
     const p = r.pos;
     if (b[p] === T_SPAN_ATTRIBUTES && p + 4 <= end) {
       const n = b[p + 1];
       const e = p + 2 + n;
       const k = b[p + 3];
-      if (n < 128 && e <= end && n >= 2 && b[p + 2] === T_KV_KEY && k < 128 && p + 4 + k <= e && SLOT_LENGTHS[k] === 0) {
+      if (n < 128 && e <= end && n >= 2 && b[p + 2] === T_KV_KEY && k < 128 && SLOT_LENGTHS[k] === 0 && onlyValueAfter(b, p + 4 + k, e)) {
         r.pos = e;
         continue;
       }
