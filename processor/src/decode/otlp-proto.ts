@@ -489,12 +489,14 @@ export function readEvent(r: ProtoReader, end: number): SpanEventRecord {
 }
 
 /**
- * Whether the KeyValue at `r.pos` (up to `end`) has a key in `keep`. Walks its fields, checking each tag and
- * length as reading would (not the value's content), and decodes the key only; leaves `r.pos` where it was.
+ * Where the key of the KeyValue at `r.pos` (up to `end`) is: the length prefix of its last key field, as
+ * `readKeyValue` takes it (a field that comes twice keeps its last value), or -1 when it has none. Walks
+ * its fields, checking each tag and length as reading would (not the value's content); leaves `r.pos`
+ * where it was. The decoder's choice of attributes (`keepsKey`) and the input cut's (scale/wait-cut.ts)
+ * both go by it.
  */
-function keepsKey(r: ProtoReader, end: number, keep: ReadonlySet<string>): boolean {
+export function lastKeyAt(r: ProtoReader, end: number): number {
   const start = r.pos;
-  // The last key field is the key, as readKeyValue reads it (a field that comes twice keeps its last value).
   let keyAt = -1;
   while (r.pos < end) {
     const tag = r.tag(end);
@@ -503,11 +505,17 @@ function keepsKey(r: ProtoReader, end: number, keep: ReadonlySet<string>): boole
       r.pos = r.len(end);
     } else r.skip(tag, end);
   }
-  let found = true; // without a key: kept, for readKeyValue to read as it always has
-  if (keyAt >= 0) {
-    r.pos = keyAt;
-    found = keep.has(r.key(end));
-  }
+  r.pos = start;
+  return keyAt;
+}
+
+/** Whether the KeyValue at `r.pos` (up to `end`) has a key in `keep` (`lastKeyAt`); leaves `r.pos` where it was. */
+function keepsKey(r: ProtoReader, end: number, keep: ReadonlySet<string>): boolean {
+  const keyAt = lastKeyAt(r, end);
+  if (keyAt < 0) return true; // without a key: kept, for readKeyValue to read as it always has
+  const start = r.pos;
+  r.pos = keyAt;
+  const found = keep.has(r.key(end));
   r.pos = start;
   return found;
 }

@@ -21,7 +21,7 @@
  */
 import { ATTR, PROXY_COMPONENT } from '../../../schemas/index.js';
 import { DecodeContext } from '../decode/context.js';
-import { decodeProtoInto, readEvent, readKeyValue, skimEvent, skimKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_KV_VALUE, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
+import { decodeProtoInto, lastKeyAt, readEvent, readKeyValue, skimEvent, skimKeyValue, SpanFields, spanIdHex, spanName, traceIdHex, walkRequest, T_KV_KEY, T_KV_VALUE, T_SPAN_ATTRIBUTES, T_SPAN_EVENTS } from '../decode/otlp-proto.js';
 import { ProtoReader } from '../decode/proto-reader.js';
 import type { DecodeError } from '../decode/decode-error.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
@@ -210,17 +210,12 @@ function slotOf(r: ProtoReader, end: number): number {
     const n = b[at + 1];
     if (onlyValueAfter(b, at + 2 + n, end)) return slotOfKey(b, at + 2, n);
   }
-  let slot = NO_KEY;
-  // As the decoder's key test (`keepsKey`): the last key field names the KeyValue, and every field's tag
-  // and length on the way is checked.
-  while (r.pos < end) {
-    const tag = r.tag(end);
-    if (tag === T_KV_KEY) {
-      const e = r.len(end);
-      slot = slotOfKey(b, r.pos, e - r.pos);
-      r.pos = e;
-    } else r.skip(tag, end);
-  }
+  // As the decoder's choice of attributes: the last key field names the KeyValue (`lastKeyAt`).
+  const keyAt = lastKeyAt(r, end);
+  if (keyAt < 0) return NO_KEY;
+  r.pos = keyAt;
+  const e = r.len(end);
+  const slot = slotOfKey(b, r.pos, e - r.pos);
   r.pos = at;
   return slot;
 }
