@@ -66,6 +66,21 @@ describe('detection pipeline', () => {
     expect(sink.alerts[1]!.finding.brokenBy?.event).toBe('lock.timeout');
   });
 
+  it("times an alert from its input when the timer's pass finds it before the pass the input asked for", async () => {
+    const clock = { now: T0 };
+    const { p, sink } = pipeline(new AlertLedger(), { clock });
+    await p.tick();
+    clock.now += 500;
+    // The tick is queued behind the batch, ahead of the detection pass the batch asks for (after this turn).
+    const took = p.take('spans/0', [{ batch: batch(), observedAtMs: clock.now }], clock.now - 7, '10');
+    const ticked = p.tick();
+    await Promise.all([took, ticked]);
+    expect(sink.alerts.map((a) => a.change)).toEqual(['opened']);
+    expect(sink.alerts[0]!.detectionLatencyMs).toBe(7);
+    await p.settled();
+    expect(sink.alerts).toHaveLength(1);
+  });
+
   it('takes the batches of one turn of the event loop in, detects once on all of them, and settles when the alert is out', async () => {
     const clock = { now: T0 };
     const { p, sink } = pipeline(new AlertLedger(), { clock });

@@ -197,10 +197,18 @@ export class DetectionPipeline {
     await new Promise<void>((ok) => setImmediate(ok));
     return this.serial(async () => {
       this.detection = undefined;
-      const since = this.pendingSinceMs;
-      this.pendingSinceMs = undefined;
-      await this.publish(this.detector.detect(), since);
+      await this.detectAndPublish();
     });
+  }
+
+  /**
+   * Detects and publishes what changed, timed from the earliest input taken in since the last pass: the
+   * pass a batch asked for, or the timer's when it comes first (the batch's input is in the graph either way).
+   */
+  private async detectAndPublish(): Promise<void> {
+    const since = this.pendingSinceMs;
+    this.pendingSinceMs = undefined;
+    await this.publish(this.detector.detect(), since);
   }
 
   /** The timer: expires stale spans and detects (or, warming up, checks whether warm-up can end). */
@@ -218,7 +226,7 @@ export class DetectionPipeline {
       this.detector.expire(clock * 1e6, this.options.staleAfterMs * 1e6);
       const forgotten = this.detector.forget((clock - (this.options.historyMs ?? 600_000)) * 1e6, this.options.maxSpans ?? DEFAULT_MAX_SPANS);
       this.options.metrics.forgot(forgotten, this.detector.historyStart, clock * 1e6);
-      await this.publish(this.detector.detect(), undefined);
+      await this.detectAndPublish();
       this.updateGauges(false);
     });
   }
