@@ -122,6 +122,39 @@ describe('Detector', () => {
     expect(run([parent, child(true)]).findings).toEqual([]);
   });
 
+  it('makes an open parent wait for its open child whatever order their versions come in, detecting at every step', () => {
+    const parentV1 = span({ service: 'a', name: 'parent', events: [[0, 'lock.acquire', lock('L')]] });
+    // A newer snapshot of the parent: one more event.
+    const parentV2 = span({ service: 'a', name: 'parent', events: [[0, 'lock.acquire', lock('L')], [3, 'lock.acquire', lock('M')]] });
+    const child = span({ service: 'a', name: 'child', parent: parentV1, start: 1, events: [[2, 'lock.wait', lock('L')]] });
+    const endedChild = { ...child, endTimeUnixNano: at(9), attributes: {} };
+    // The parent first shown by one of its events as a log record (a placeholder span), after its child.
+    const held = { traceId: parentV1.traceId, spanId: parentV1.spanId, name: 'lock.acquire', timeUnixNano: at(0), attributes: lock('L'), resource: parentV1.resource };
+    const orders: (SpanRecord | typeof held)[][] = [
+      [parentV1, child, parentV2],
+      [parentV1, parentV2, child],
+      [child, parentV1, parentV2],
+      [child, parentV2, parentV1],
+      [parentV2, child],
+      [child, held, parentV1],
+      [held, child, parentV1],
+    ];
+    for (const order of orders) {
+      const d = new Detector();
+      for (const s of order) {
+        if ('kind' in s) d.addSpans([s]);
+        else d.addLogEvents([s]);
+        d.detect();
+      }
+      const active = () => d.findings().filter((f) => f.state === 'active');
+      expect(active(), order.map((s) => ('kind' in s ? s.name + s.events.length : 'log')).join(' ')).toHaveLength(1);
+      // The child ends: the parent waits for nothing now.
+      d.addSpans([endedChild]);
+      d.detect();
+      expect(active()).toEqual([]);
+    }
+  });
+
   it('reports a deadlock that a timeout broke, with when it formed and how long it lasted', () => {
     const { findings } = run(abba({ timeoutAt: 5000 }));
     expect(findings).toHaveLength(1);

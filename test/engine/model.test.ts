@@ -56,12 +56,16 @@ describe('SpanNode times', () => {
   });
 
   it('keeps the attempt and the event count apart from the flags, up to their limits', () => {
-    const s = span(1, 2, 126, 2 ** 17 - 1);
+    const s = span(1, 2, 126, 2 ** 16 - 1);
+    expect(s.openChildSeen).toBe(false);
     s.stale = true;
     s.retiring = true;
     s.logged = true;
-    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.end]).toEqual([126, 2 ** 17 - 1, true, true, true, 2]);
-    expect(span(1, 2, 10_000, 10 ** 9).eventCount).toBe(2 ** 17 - 1); // capped, not wrapped
+    s.noteOpenChild();
+    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.openChildSeen, s.end]).toEqual([126, 2 ** 16 - 1, true, true, true, true, 2]);
+    s.stale = false;
+    expect([s.attempt, s.eventCount, s.stale, s.retiring, s.logged, s.openChildSeen]).toEqual([126, 2 ** 16 - 1, false, true, true, true]);
+    expect(span(1, 2, 10_000, 10 ** 9).eventCount).toBe(2 ** 16 - 1); // capped, not wrapped
     expect(span(1, 2, 10_000).attempt).toBe(126);
   });
 });

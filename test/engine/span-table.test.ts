@@ -64,6 +64,20 @@ describe('SpanTable', () => {
     expect(t.get('big', id(9999))).toBe(late);
   });
 
+  it('finds the child of a span that is gone, where the child is all its trace holds', () => {
+    const t = new SpanTable();
+    const child = node('t1', 1, 13);
+    const parent = node('t1', 13);
+    t.set(child);
+    t.set(parent);
+    t.delete(parent); // the trace is kept as its one span now
+    expect(t.childrenOf(parent)).toEqual([child]);
+    expect(t.hasOpenChild(parent)).toBe(true);
+    t.set(node('t1', 1, 13, 5)); // the child ends
+    expect(t.hasOpenChild(parent)).toBe(false);
+    expect(t.childrenOf(node('t1', 2))).toEqual([]);
+  });
+
   it('finds every child, whatever order spans come, change parents and go in', () => {
     type Op = { op: 'set'; trace: number; span: number; parent: number | undefined; v: number } | { op: 'delete'; trace: number; span: number };
     const spanIds = fc.integer({ min: 1, max: 60 }); // up to 60 in a trace: both sides of SCAN (48)
@@ -103,6 +117,8 @@ describe('SpanTable', () => {
             if (got.length !== want.length || !want.every((k) => got.includes(k))) {
               expect({ span: s.spanId, got: got.map((k) => k.spanId) }).toEqual({ span: s.spanId, got: want.map((k) => k.spanId) });
             }
+            const open = want.some((k) => k.end === OPEN);
+            if (t.hasOpenChild(s) !== open) expect({ span: s.spanId, hasOpenChild: t.hasOpenChild(s) }).toEqual({ span: s.spanId, hasOpenChild: open });
           }
         }
       }),

@@ -86,12 +86,17 @@ const RETIRING = 8;
 const END_AS_IS = 16;
 /** Events from log records were added to it: its `lastEventTime` does not bound its events. */
 const LOGGED = 32;
-const FLAGS = 63;
-/** `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count. */
-const ATTEMPT_SHIFT = 6;
-const COUNT_SHIFT = 13;
+/** An open version of a child of this span has been seen (see `SpanNode.openChildSeen`). */
+const OPEN_CHILD = 64;
+const FLAGS = 127;
+/**
+ * `SpanNode.bits`: the flags, then the retry attempt plus one (7 bits), then the event count (16 bits): 30
+ * bits in all, so that it stays a small integer (V8's are 31 bits), not a heap number.
+ */
+const ATTEMPT_SHIFT = 7;
+const COUNT_SHIFT = 14;
 const MAX_ATTEMPT = 126;
-const MAX_COUNT = 2 ** 17 - 1;
+const MAX_COUNT = 2 ** 16 - 1;
 
 /** The newest version of one span. */
 export class SpanNode {
@@ -184,7 +189,7 @@ export class SpanNode {
     this.seenLo = timeLo(t, hi);
   }
 
-  /** How many span events the version had (up to 131,071), for choosing the newest version. */
+  /** How many span events the version had (up to 65,535), for choosing the newest version. */
   get eventCount(): number {
     return this.bits >>> COUNT_SHIFT;
   }
@@ -261,6 +266,20 @@ export class SpanNode {
 
   set retiring(v: boolean) {
     this.flags = v ? this.flags | RETIRING : this.flags & ~RETIRING;
+  }
+
+  /**
+   * Whether an open version of one of its children has been seen while this span (or an earlier version of
+   * it) was kept. Never cleared: false means that none of its children is open now, so the present finds
+   * no parent/child wait under it without looking at its trace (`GraphStore.noteOpenChildren`).
+   */
+  get openChildSeen(): boolean {
+    return (this.flags & OPEN_CHILD) !== 0;
+  }
+
+  /** Notes that an open version of one of its children is kept (or that one may be). */
+  noteOpenChild(): void {
+    this.flags |= OPEN_CHILD;
   }
 }
 

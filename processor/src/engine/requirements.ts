@@ -112,6 +112,8 @@ export function eachRequirement(g: GraphStore, task: TaskNode, t: number, sink: 
 /** The requirements of a task on the children of its span `s` that are active at `t` (if `s` is). */
 function childReqs(g: GraphStore, task: TaskNode, s: SpanNode, t: number, sink: ReqSink): void {
   if (s.task !== task || s.stale || !activeAt(s.start, s.end, t)) return;
+  // The present waits only for open children: a span none of whose children was ever open has none.
+  if (t === NOW && !s.openChildSeen) return;
   const kids = g.childrenOf(s);
   for (const c of kids) {
     if (c.task === task || c.detached || c.stale || !activeAt(c.start, c.end, t)) continue;

@@ -10,7 +10,7 @@
  * index made the first time a large trace is asked. Span ids may repeat across traces; within a trace
  * they are unique.
  */
-import { SpanNode } from './model.js';
+import { OPEN, SpanNode } from './model.js';
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
@@ -62,6 +62,13 @@ class TraceSpans {
     this.byId?.delete(span.spanId);
     this.kids = undefined;
     return true;
+  }
+
+  /** Whether a span whose parent is `spanId` is open. */
+  hasOpenChild(spanId: string): boolean {
+    const spans = this.spans;
+    for (let i = 0; i < spans.length; i++) if (spans[i].parentSpanId === spanId && spans[i].end === OPEN) return true;
+    return false;
   }
 
   /** The spans whose parent is `spanId`. */
@@ -155,10 +162,23 @@ export class SpanTable {
     this.count--;
   }
 
-  /** The children of a span: the spans of its trace whose parent it is. */
+  /**
+   * The children of a span: the spans of its trace whose parent it is. A trace kept as one span holds a
+   * child of `span` when that span is not kept itself (gone, and asked of by a caller that still holds it).
+   */
   childrenOf(span: SpanNode): readonly SpanNode[] {
     const t = this.trace(span.traceId);
-    return t instanceof TraceSpans ? t.childrenOf(span.spanId) : EMPTY;
+    if (t === undefined) return EMPTY;
+    if (t instanceof TraceSpans) return t.childrenOf(span.spanId);
+    return t.parentSpanId === span.spanId ? [t] : EMPTY;
+  }
+
+  /** Whether one of the children of `span` is open. */
+  hasOpenChild(span: SpanNode): boolean {
+    const t = this.trace(span.traceId);
+    if (t === undefined) return false;
+    if (t instanceof TraceSpans) return t.hasOpenChild(span.spanId);
+    return t.parentSpanId === span.spanId && t.end === OPEN;
   }
 
   get size(): number {

@@ -535,6 +535,7 @@ export class GraphStore {
       const task = taskId === undefined ? this.spanTask(inst, rec.spanId) : this.task(inst, taskId);
       span = new SpanNode(rec.traceId, rec.spanId, undefined, '', rec.timeUnixNano, OPEN, task, 0, 0, observedAt, -1, false, true);
       this.spans.set(span);
+      this.noteOpenChildren(undefined, span);
       task.attach(span);
       // Holds handed over towards this span id were waiting for it to appear.
       this.resolveHandovers(span, touched);
@@ -662,6 +663,7 @@ export class GraphStore {
       if (old.task.spanTask && old.task !== span.task && old.task.spanCount === 0 && old.task.inherited.length === 0) this.taskCount--;
     }
     this.spans.set(span);
+    this.noteOpenChildren(old, span);
     span.task.attachNew(span);
     for (let e = span.events; e !== undefined; e = e.next) e.task.attachNew(span);
     if (old === undefined && span.events !== undefined) {
@@ -685,8 +687,23 @@ export class GraphStore {
     // arrives already ended, with no wait events, changes nothing for its parent.
     if (span.end === OPEN || old !== undefined || span.events !== undefined) {
       const parent = this.parentOf(span);
-      if (parent) touched.tasks.add(parent.task);
+      if (parent) {
+        touched.tasks.add(parent.task);
+        if (span.end === OPEN) parent.noteOpenChild();
+      }
     }
+  }
+
+  /**
+   * Keeps `SpanNode.openChildSeen` true of every span with an open child, for the present's parent/child
+   * waits (requirements.ts), which then skip the trace of a span without one: a long-lived thread's open
+   * spans are looked at on every pass that touches the thread. An open child that arrives marks its parent
+   * (`replace`); a new version takes its old version's mark; an open span that comes first looks once for
+   * the open children that came before it. A span that arrives ended can never wait for a child.
+   */
+  private noteOpenChildren(old: SpanNode | undefined, span: SpanNode): void {
+    if (old !== undefined && old.openChildSeen) span.noteOpenChild();
+    else if (span.end === OPEN && (old === undefined || old.end !== OPEN) && this.spans.hasOpenChild(span)) span.noteOpenChild();
   }
 
   /**
