@@ -60,13 +60,13 @@ describe('docker-compose.yml', () => {
     compose = readYaml(join(ROOT, 'docker-compose.yml')) as typeof compose;
   });
 
-  it('has Kafka in KRaft mode, the contrib Collector, Jaeger v2 and the processor on Node.js 20', () => {
+  it('has Kafka in KRaft mode, the contrib Collector, Jaeger v2 and the processor on Node.js 22', () => {
     const { kafka, collector, jaeger, waitgraph } = compose.services;
     expect(kafka?.image).toMatch(/^apache\/kafka:4\./);
     expect(String(kafka?.environment?.KAFKA_PROCESS_ROLES).split(',').sort()).toEqual(['broker', 'controller']);
     expect(collector?.image).toMatch(/^otel\/opentelemetry-collector-contrib:\d/);
     expect(jaeger?.image).toMatch(/^jaegertracing\/jaeger:2\./);
-    expect(waitgraph?.image).toBe('node:20');
+    expect(waitgraph?.image).toBe('node:22');
     for (const [name, s] of Object.entries(compose.services)) {
       for (const dep of Object.keys(s.depends_on ?? {})) expect(compose.services, `${name} depends on ${dep}`).toHaveProperty(dep);
       for (const v of s.volumes ?? []) {
