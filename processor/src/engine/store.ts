@@ -702,8 +702,10 @@ export class GraphStore {
    * the open children that came before it. A span that arrives ended can never wait for a child.
    */
   private noteOpenChildren(old: SpanNode | undefined, span: SpanNode): void {
-    if (old !== undefined && old.openChildSeen) span.noteOpenChild();
-    else if (span.end === OPEN && (old === undefined || old.end !== OPEN) && this.spans.hasOpenChild(span)) span.noteOpenChild();
+    // An open version never replaces an ended one (`newerVersion`), so a span that had a version looked already.
+    if (old !== undefined) {
+      if (old.openChildSeen) span.noteOpenChild();
+    } else if (span.end === OPEN && this.spans.hasOpenChild(span)) span.noteOpenChild();
   }
 
   /**
