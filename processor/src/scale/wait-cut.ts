@@ -180,6 +180,12 @@ let into = scan;
 /** Key lengths that some kept attribute has: most keys are told apart by their length alone. */
 const SLOT_LENGTHS = new Uint8Array(128);
 for (const key of SLOT_KEYS) SLOT_LENGTHS[key.length] = 1;
+/**
+ * Key lengths and first bytes that some kept attribute has, at `length << 8 | first byte`: the scan's fast
+ * path tells apart by these two most keys of a kept key's length (`db.system` from `thread.id`).
+ */
+const SLOT_STARTS = new Uint8Array(128 << 8);
+for (const key of SLOT_KEYS) if (key.length > 0 && key.length < 128) SLOT_STARTS[(key.length << 8) | key[0]] = 1;
 
 /** The slot of the key of `n` bytes at `p`, or -1. */
 function slotOfKey(b: Uint8Array, p: number, n: number): number {
@@ -270,14 +276,14 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   const b = r.bytes;
   while (r.pos < end) {
     // Most fields are attributes under keys it does not keep: one byte of tag, one of length, the key
-    // first and of a length no kept key has, then the value and nothing else (no second key). The decoder
-    // skips such a KeyValue by its length, and so does this, without a call.
+    // first, of a length and a first byte no kept key has together, then the value and nothing else (no
+    // second key). The decoder skips such a KeyValue by its length, and so does this, without a call.
     const p = r.pos;
     if (b[p] === T_SPAN_ATTRIBUTES && p + 4 <= end) {
       const n = b[p + 1];
       const e = p + 2 + n;
       const k = b[p + 3];
-      if (n < 128 && e <= end && n >= 2 && b[p + 2] === T_KV_KEY && k < 128 && SLOT_LENGTHS[k] === 0 && onlyValueAfter(b, p + 4 + k, e)) {
+      if (n < 128 && e <= end && n >= 2 && b[p + 2] === T_KV_KEY && k < 128 && (k === 0 || SLOT_STARTS[(k << 8) | b[p + 4]] === 0) && onlyValueAfter(b, p + 4 + k, e)) {
         r.pos = e;
         continue;
       }
