@@ -8,17 +8,33 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { makeEvent, makeLogEvent, makeSpan } from '../../processor/src/decode/records.js';
 import type { AttrValue, Attributes, LogEventRecord, SpanKind, SpanRecord } from '../../processor/src/model/span.js';
-import { CutFrameWriter, readCutFrame, WaitInputCutter, type WaitInput } from '../../processor/src/run/index.js';
+import { CutFrameWriter, frameTransfer, readCutFrame, WaitInputCutter, type KeptInput, type OtlpPayload, type WaitInput } from '../../processor/src/run/index.js';
 import { NO_ATTRS } from '../../processor/src/scale/wait-records.js';
 import { buildWorkload } from '../../processor/bench/otlp-workload.js';
 
-/** Inputs through one frame and back, as `postMessage` would carry it. */
-function roundTrip(inputs: WaitInput[], writer = new CutFrameWriter()): WaitInput[] {
+/** Inputs through one frame and back, as `postMessage` would carry it (its arrays moved, not copied). */
+function roundTrip(inputs: (WaitInput | KeptInput)[], writer = new CutFrameWriter()): WaitInput[] {
   for (const x of inputs) writer.add(x);
   expect(writer.size).toBe(inputs.length);
   const frame = writer.take();
   expect(writer.size).toBe(0);
-  return readCutFrame(structuredClone(frame, { transfer: [frame.ints.buffer as ArrayBuffer, frame.nums.buffer as ArrayBuffer] }));
+  const transfer = frameTransfer(frame);
+  expect(transfer.length).toBe(2 + 3 * inputs.filter((x) => 'kept' in x).length);
+  const moved = structuredClone(frame, { transfer });
+  // Moved: the writer's side no longer holds them.
+  for (const b of transfer) expect(b.byteLength).toBe(0);
+  return readCutFrame(moved);
+}
+
+/** The run path's inputs of a realistic workload and of every recorded incident, cut by `cut` (a new cutter's). */
+function realisticInputs<T>(cut: (payload: OtlpPayload) => T): T[] {
+  const work = buildWorkload({ spans: 3_000, batchSize: 500, seed: 3, services: 1, partialsEndAfter: 1 });
+  const inputs = work.batches.map((bytes, i) => cut({ signal: 'traces', encoding: 'proto', bytes, name: `spans/0@${i}` }));
+  const scenarios = new URL('../fixtures/scenarios/', import.meta.url);
+  for (const f of readdirSync(scenarios).filter((n) => n.endsWith('.json'))) {
+    inputs.push(cut({ signal: 'traces', encoding: 'json', bytes: readFileSync(new URL(f, scenarios)), name: f }));
+  }
+  return inputs;
 }
 
 /** The records with every shape made visible: key order, own properties holding undefined, shared objects. */
@@ -101,17 +117,28 @@ describe('cut frames', () => {
 
   it("carry the run path's cut of a realistic workload, and of every recorded incident, unchanged", () => {
     const cutter = new WaitInputCutter();
-    const work = buildWorkload({ spans: 3_000, batchSize: 500, seed: 3, services: 1, partialsEndAfter: 1 });
-    const inputs = work.batches.map((bytes, i) => cutter.cut({ signal: 'traces', encoding: 'proto', bytes, name: `spans/0@${i}` }));
-    const scenarios = new URL('../fixtures/scenarios/', import.meta.url);
-    for (const f of readdirSync(scenarios).filter((n) => n.endsWith('.json'))) {
-      inputs.push(cutter.cut({ signal: 'traces', encoding: 'json', bytes: readFileSync(new URL(f, scenarios)), name: f }));
-    }
+    const inputs = realisticInputs((p) => cutter.cut(p));
     expect(inputs.reduce((n, x) => n + x.batch.spans.length, 0)).toBeGreaterThan(500);
     expect(inputs.some((x) => x.batch.spans.some((s) => s.events.length > 0 && s.attributes !== NO_ATTRS))).toBe(true);
     const back = roundTrip(inputs);
     expect(back).toEqual(inputs);
     expect(shapeOf(back)).toEqual(shapeOf(inputs));
+  });
+
+  it("carry what the Kafka thread cuts (protobuf traces as their kept spans), read back as the run path's cut", () => {
+    const cutter = new WaitInputCutter();
+    const want = realisticInputs((p) => cutter.cut(p));
+    // A cutter of its own, which remembers across the inputs as the Kafka thread's does.
+    const keptCutter = new WaitInputCutter();
+    const kept = realisticInputs((p) => keptCutter.cutKept(p));
+    expect(kept.filter((x) => 'kept' in x).length).toBeGreaterThan(3);
+    expect(kept.some((x) => !('kept' in x))).toBe(true);
+    // A few inputs a frame, as fetched batches come; one writer for all.
+    const writer = new CutFrameWriter();
+    const back: WaitInput[] = [];
+    for (let i = 0; i < kept.length; i += 3) back.push(...roundTrip(kept.slice(i, i + 3), writer));
+    expect(back).toEqual(want);
+    expect(shapeOf(back)).toEqual(shapeOf(want));
   });
 
   it('are independent of one another: a writer starts afresh after each take', () => {

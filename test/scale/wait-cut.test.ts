@@ -3,14 +3,15 @@
  * run`) against its reference: the protobuf decoder, then `WaitRecordBuilder` (`cutDecoded`). Random
  * requests, a few in a row through one cutter each (snapshots in one, their ended versions in a later one),
  * must give the same records, the same counts and the same memory of open spans, and the decode stage the
- * same wait records; damaged requests the same error.
+ * same wait records; damaged requests the same error. So must the Kafka thread's form of the cut
+ * (`cutOtlpTracesProtoKept`, the kept spans' bytes, made records by `keptRecords` on the event loop).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ATTR, EVENT_NAMES, PROXY_COMPONENT } from '../../schemas/index.js';
 import { DecodeError } from '../../processor/src/decode/index.js';
 import { cutDecoded, decodeOtlpPayload, WaitInputCutter, type WaitInput } from '../../processor/src/run/index.js';
-import { cutOtlpTracesProto } from '../../processor/src/scale/wait-cut.js';
+import { cutOtlpTracesProto, cutOtlpTracesProtoKept, keptRecords } from '../../processor/src/scale/wait-cut.js';
 import { WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../../processor/src/scale/wait-records.js';
 import { buildWorkload } from '../../processor/bench/otlp-workload.js';
 import { double, fixed32, fixed64, hex, kv, ld, message, str, vfield, type Bytes } from '../decode/proto-writer.js';
@@ -142,6 +143,7 @@ describe('the fused protobuf cut', () => {
       fc.property(fc.array(request, { minLength: 1, maxLength: 4 }), filters, (requests, filter) => {
         const ref = new WaitRecordBuilder(filter);
         const fused = new WaitRecordBuilder(filter);
+        const kept = new WaitRecordBuilder(filter);
         // The decode stage's two ways to wait records: decoded spans added, or spans cut here added cut.
         const stage = new WaitRecordBuilder(filter);
         const stageFused = new WaitRecordBuilder(filter);
@@ -151,6 +153,10 @@ describe('the fused protobuf cut', () => {
           expect(got.spans).toEqual(want.batch.spans);
           expect(got.spansIn).toBe(want.spans);
           expect(got.waitEvents).toBe(want.waitEvents);
+          // Moved to another thread (a clone) and made records there.
+          const k = structuredClone(cutOtlpTracesProtoKept(bytes, 'spans/0@1', kept));
+          expect(keptRecords(k, 'cut frame')).toEqual(want.batch.spans);
+          expect([k.count, k.spansIn, k.waitEvents]).toEqual([want.batch.spans.length, want.spans, want.waitEvents]);
           stage.add(decodeOtlpPayload('traces', 'proto', bytes, 'spans/0@1', WAIT_SPAN_ATTRIBUTES), 1_000 + i);
           stageFused.addCut(cutOtlpTracesProto(bytes, 'spans/0@1', stageFused), 1_000 + i);
           // Two messages in a wait-record batch, or one.
@@ -158,9 +164,16 @@ describe('the fused protobuf cut', () => {
         });
         expect(stageFused.take()).toEqual(stage.take());
         expect(fused.counts).toEqual(ref.counts);
+        expect(kept.counts).toEqual(ref.counts);
         expect(stageFused.counts).toEqual(stage.counts);
         // The same memory of open spans, and of the ancestors walks looked for: every span id either way alike.
-        for (const t of TRACES) for (const s of SPAN_IDS) expect([fused.open.has(t, s), fused.wanted.has(t, s)]).toEqual([ref.open.has(t, s), ref.wanted.has(t, s)]);
+        for (const t of TRACES) {
+          for (const s of SPAN_IDS) {
+            const want = [ref.open.has(t, s), ref.wanted.has(t, s)];
+            expect([fused.open.has(t, s), fused.wanted.has(t, s)]).toEqual(want);
+            expect([kept.open.has(t, s), kept.wanted.has(t, s)]).toEqual(want);
+          }
+        }
       }),
       { numRuns: 400 },
     );
@@ -176,8 +189,17 @@ describe('the fused protobuf cut', () => {
           const cut = cutOtlpTracesProto(damaged, 'spans/0@1', new WaitRecordBuilder());
           return { batch: { spans: cut.spans, logEvents: [] }, spans: cut.spansIn, waitEvents: cut.waitEvents };
         });
-        if ('error' in want) expect(got).toEqual(want);
-        else expect('ok' in got && got.ok.batch.spans).toEqual(want.ok.batch.spans);
+        const gotKept = outcome(() => {
+          const k = cutOtlpTracesProtoKept(damaged, 'spans/0@1', new WaitRecordBuilder());
+          return { batch: { spans: keptRecords(k, 'cut frame'), logEvents: [] }, spans: k.spansIn, waitEvents: k.waitEvents };
+        });
+        if ('error' in want) {
+          expect(got).toEqual(want);
+          expect(gotKept).toEqual(want);
+        } else {
+          expect('ok' in got && got.ok.batch.spans).toEqual(want.ok.batch.spans);
+          expect('ok' in gotKept && gotKept.ok.batch.spans).toEqual(want.ok.batch.spans);
+        }
       }),
       { numRuns: 600 },
     );
@@ -251,12 +273,15 @@ describe('the fused protobuf cut', () => {
   it('is what the cutter runs for protobuf traces: a realistic workload cut alike both ways', () => {
     const work = buildWorkload({ spans: 3_000, batchSize: 250, seed: 9, services: 2, partialsEndAfter: 2 });
     const cutter = new WaitInputCutter();
+    const keptCutter = new WaitInputCutter();
     const ref = new WaitRecordBuilder();
     let kept = 0;
     work.batches.forEach((bytes, i) => {
       const got = cutter.cut({ signal: 'traces', encoding: 'proto', bytes, name: `spans/0@${i}` });
       const want = reference(ref, bytes);
       expect(got.batch.spans).toEqual(want.batch.spans);
+      const k = keptCutter.cutKept({ signal: 'traces', encoding: 'proto', bytes, name: `spans/0@${i}` });
+      expect('kept' in k ? keptRecords(k.kept, 'cut frame') : k.batch.spans).toEqual(want.batch.spans);
       expect([got.spans, got.waitEvents]).toEqual([want.spans, want.waitEvents]);
       kept += got.batch.spans.length;
     });

@@ -9,7 +9,7 @@ export { kafkaInput } from './kafka-input.js';
 export type { KafkaInputOptions } from './kafka-input.js';
 export { KafkaThread, KafkaThreadInput } from './kafka-thread.js';
 export type { KafkaThreadInputOptions } from './kafka-thread.js';
-export { CutFrameWriter, readCutFrame } from './cut-frame.js';
+export { CutFrameWriter, frameTransfer, readCutFrame } from './cut-frame.js';
 export type { CutFrame } from './cut-frame.js';
 export { goneFinding, renderAlertText, toAlert } from './alerts.js';
 export type { AlertSource } from './alerts.js';
@@ -42,4 +42,4 @@ export { FileAlertSink, KafkaTopicAlertSink, StdoutAlertSink } from './sinks.js'
 export type { AlertSink } from './sinks.js';
 export { WAITGRAPH_VERSION } from './version.js';
 export { cutDecoded, WaitInputCutter } from './wait-input.js';
-export type { OtlpPayload, WaitInput } from './wait-input.js';
+export type { KeptInput, OtlpPayload, WaitInput } from './wait-input.js';

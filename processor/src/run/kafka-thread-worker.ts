@@ -1,7 +1,7 @@
 /**
  * The Kafka thread's side of `KafkaThreadInput` (kafka-thread.ts): a `KafkaSource` that decodes and cuts
- * each message (`WaitInputCutter`) and sends each fetched batch, as one cut frame, to the event loop that
- * runs detection. It reads on while the event loop takes the batch in (at most `MAX_IN_FLIGHT` batches
+ * each message (`WaitInputCutter.cutKept`: OTLP protobuf traces up to their kept spans' records) and sends
+ * each fetched batch, as one cut frame, to the event loop that runs detection. It reads on while the event loop takes the batch in (at most `MAX_IN_FLIGHT` batches
  * ahead), and before each commit asks the event loop to settle: offsets are still committed only once their
  * events are in the graph and their alerts out. The messages between the two are `ToThread` and
  * `FromThread` (kafka-thread.ts). Started by thread-entry.mjs. A thread runs one source at a time, and may
@@ -9,11 +9,11 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { KafkaSource, type BatchInfo, type DecodedMessage } from '../io/index.js';
-import { CutFrameWriter } from './cut-frame.js';
+import { CutFrameWriter, frameTransfer } from './cut-frame.js';
 import { payloadOf } from './kafka-input.js';
 import type { FromThread, ThreadSourceOptions, ToThread } from './kafka-thread.js';
 import { errorFromWire, relayLogger, relayGc, relayMetrics, reportLife } from './threads.js';
-import { WaitInputCutter, type WaitInput } from './wait-input.js';
+import { WaitInputCutter, type KeptInput, type WaitInput } from './wait-input.js';
 
 const port = parentPort!;
 const send = (m: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
@@ -45,18 +45,18 @@ class Run {
   private failure: unknown;
   private readonly cutter: WaitInputCutter;
   private readonly writer = new CutFrameWriter();
-  readonly source: KafkaSource<WaitInput>;
+  readonly source: KafkaSource<WaitInput | KeptInput>;
 
   constructor(options: ThreadSourceOptions) {
     const { proxyServices, ...source } = options;
     this.cutter = new WaitInputCutter({ proxyServices });
-    this.source = new KafkaSource<WaitInput>({
+    this.source = new KafkaSource<WaitInput | KeptInput>({
       ...source,
       logger,
       metrics,
       onStatus: (status) => send({ t: 'status', status }),
       onAssign: (partitions) => send({ t: 'assign', partitions }),
-      decode: (m) => this.cutter.cut(payloadOf(m)),
+      decode: (m) => this.cutter.cutKept(payloadOf(m)),
       apply: (messages, info) => this.apply(messages, info),
       beforeCommit: async () => {
         await ask((id) => ({ m: { t: 'settle', id } }));
@@ -69,14 +69,14 @@ class Run {
    * The batch is applied for the source once the event loop has it queued: the thread reads on while the
    * event loop takes it in. Commits still wait for it to be in the graph, and its alerts out (beforeCommit).
    */
-  private async apply(messages: DecodedMessage<WaitInput>[], info: BatchInfo): Promise<void> {
+  private async apply(messages: DecodedMessage<WaitInput | KeptInput>[], info: BatchInfo): Promise<void> {
     while (this.inFlight >= MAX_IN_FLIGHT && this.failure === undefined) await new Promise<void>((ok) => (this.slotFree = ok));
     if (this.failure !== undefined) throw this.failure;
     for (const { value } of messages) this.writer.add(value);
     const frame = this.writer.take();
     const observedAtMs = messages.map((m) => m.message.timestampMs);
     this.inFlight++;
-    ask((id) => ({ m: { t: 'batch', id, info, observedAtMs, frame }, transfer: [frame.ints.buffer as ArrayBuffer, frame.nums.buffer as ArrayBuffer] })).then(
+    ask((id) => ({ m: { t: 'batch', id, info, observedAtMs, frame }, transfer: frameTransfer(frame) })).then(
       () => this.freeSlot(),
       (err: unknown) => {
         this.failure ??= err;

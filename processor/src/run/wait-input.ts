@@ -14,7 +14,7 @@
 import type { WaitRecordBatch } from '../../../schemas/index.js';
 import { makeEvent, makeLogEvent, makeSpan } from '../decode/records.js';
 import type { Attributes, DecodedBatch, SpanKind } from '../model/span.js';
-import { cutOtlpTracesProto } from '../scale/wait-cut.js';
+import { cutOtlpTracesProto, cutOtlpTracesProtoKept, type KeptSpans } from '../scale/wait-cut.js';
 import { NO_ATTRS, WAIT_SPAN_ATTRIBUTES, WaitRecordBuilder, type WaitFilterOptions } from '../scale/wait-records.js';
 import { decodeOtlpPayload } from './decode-input.js';
 
@@ -35,6 +35,15 @@ export interface OtlpPayload {
   bytes: Uint8Array;
   /** Where it came from, e.g. `otlp_spans/3@1200` or `POST /v1/traces`. */
   name: string;
+}
+
+/**
+ * An OTLP protobuf traces input cut up to its records (`cutOtlpTracesProtoKept`): what the Kafka thread sends
+ * of one, for the event loop to make the records of (`keptRecords`). Its `spans` and `waitEvents` are
+ * `WaitInput`'s.
+ */
+export interface KeptInput {
+  kept: KeptSpans;
 }
 
 const EMPTY: DecodedBatch = { spans: [], logEvents: [] };
@@ -59,6 +68,18 @@ export class WaitInputCutter {
     }
     // Of the span attributes, only those the cut keeps are read.
     return cutDecoded(this.builder, decodeOtlpPayload(payload.signal, payload.encoding, payload.bytes, payload.name, WAIT_SPAN_ATTRIBUTES));
+  }
+
+  /**
+   * `cut`, but OTLP protobuf traces of which spans are kept only up to their records: the same cut, the same
+   * errors, the builder's memory the same after it; `keptRecords` makes the records `cut` would have made.
+   */
+  cutKept(payload: OtlpPayload): WaitInput | KeptInput {
+    if (payload.signal === 'traces' && payload.encoding === 'proto') {
+      const kept = cutOtlpTracesProtoKept(payload.bytes, payload.name, this.builder);
+      return kept.count === 0 ? { batch: EMPTY, spans: kept.spansIn, waitEvents: 0 } : { kept };
+    }
+    return this.cut(payload);
   }
 }
 

@@ -68,7 +68,8 @@ class Scan {
   sid = new Int32Array(0);
   pid = new Int32Array(0);
   name = new Int32Array(0);
-  /** Where the span ends. */
+  /** Where the span's content begins, and where it ends. */
+  at = new Int32Array(0);
   end = new Int32Array(0);
   kind = new Uint8Array(0);
   /** 1: it has an event of the wait vocabulary. */
@@ -156,6 +157,7 @@ class Scan {
     this.sid = more(this.sid, (n) => new Int32Array(n));
     this.pid = more(this.pid, (n) => new Int32Array(n));
     this.name = more(this.name, (n) => new Int32Array(n));
+    this.at = more(this.at, (n) => new Int32Array(n));
     this.end = more(this.end, (n) => new Int32Array(n));
     this.kind = more(this.kind, (n) => new Uint8Array(n));
     this.waits = more(this.waits, (n) => new Uint8Array(n));
@@ -317,6 +319,7 @@ function scanSpan(r: ProtoReader, end: number, ctx: DecodeContext, resource: Att
   s.sid[i] = f.sidPos;
   s.pid[i] = f.parentAt(r.bytes);
   s.name[i] = f.namePos;
+  s.at[i] = at;
   s.end[i] = end;
   s.kind[i] = f.spanKind();
   s.waits[i] = s.waitN > w0 ? 1 : 0;
@@ -468,7 +471,7 @@ function scanInto(s: Scan, bytes: Uint8Array, ctx: DecodeContext, origin: number
  * alike ones, the spans of a message mostly sharing the last one). `onKept` hears of each kept span before
  * its record is made.
  */
-function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Map<string, Attributes>, onKept?: (i: number, traceId: string, spanId: string, ended: boolean) => void): number {
+function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resourceOf: (res: Attributes) => Attributes, onKept?: (i: number, traceId: string, spanId: string, ended: boolean) => void): number {
   const b = r.bytes;
   const n = s.n;
   let lastResource: Attributes | undefined;
@@ -479,7 +482,7 @@ function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Ma
     const res = s.resource[i];
     if (res !== lastResource) {
       lastResource = res;
-      lastCut = cutResource(resources, res);
+      lastCut = resourceOf(res);
     }
     const traceId = traceIdHex(b, s.tid[i]);
     const spanId = spanIdHex(b, s.sid[i]);
@@ -530,26 +533,191 @@ function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resources: Ma
  */
 export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: WaitRecordBuilder): CutSpans {
   const s = scan;
-  const r = scanInto(s, bytes, new DecodeContext(source, null), 0);
+  const r = scanAndSelect(s, bytes, source, builder);
   const b = bytes;
+  const spans: SpanRecord[] = [];
+  const resources = new Map<string, Attributes>();
+  const waitEvents = materialize(s, r, spans, (res) => cutResource(resources, res), (i, traceId, spanId, ended) => {
+    // Most kept spans are in neither memory: a numeric test first, before the ids are looked up.
+    const key = spanIdKey(b, s.sid[i]);
+    if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceId, spanId, ended);
+  });
+  const c = builder.counts;
+  c.spansKept += spans.length;
+  c.eventsKept += waitEvents;
+  return { spans, spansIn: s.n, waitEvents };
+}
+
+/** Passes 1 and 2 of `cutOtlpTracesProto` into `s`, with the builder's counts of what came in and its memory of open spans. */
+function scanAndSelect(s: Scan, bytes: Uint8Array, source: string, builder: WaitRecordBuilder): ProtoReader {
+  const r = scanInto(s, bytes, new DecodeContext(source, null), 0);
   const n = s.n;
   const c = builder.counts;
   c.spansIn += n;
   // An open span, remembered before the filter looks: its ended version may be in the same input.
   for (let i = 0; i < n; i++) {
     c.eventsIn += s.eventCount[i];
-    if (s.stop[i] === 0) builder.open.add(traceIdHex(b, s.tid[i]), spanIdHex(b, s.sid[i]));
+    if (s.stop[i] === 0) builder.open.add(traceIdHex(bytes, s.tid[i]), spanIdHex(bytes, s.sid[i]));
   }
   select(s, r, builder);
-  const spans: SpanRecord[] = [];
-  const waitEvents = materialize(s, r, spans, new Map(), (i, traceId, spanId, ended) => {
-    // Most kept spans are in neither memory: a numeric test first, before the ids are looked up.
-    const key = spanIdKey(b, s.sid[i]);
-    if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceId, spanId, ended);
-  });
-  c.spansKept += spans.length;
+  return r;
+}
+
+/**
+ * The spans the cut keeps of one message, before pass 3: their bytes and where pass 1 found their fields in
+ * them, in arrays of their own, so that they can move to another thread whole (`postMessage`, the arrays in
+ * its transfer list) and be made into records there (`keptRecords`), records equal to those
+ * `cutOtlpTracesProto` makes. The Kafka thread sends these: making the records and their strings is left to
+ * the event loop, which takes them in.
+ *
+ * Layout: `bytes`, each kept span's bytes from the start of its content to its end, one after another; in
+ * `ints`, per span: where its trace id, span id, parent id (-1 none), name (-1 none) are and where it ends
+ * (all in `bytes`), its kind, the index of its resource in `resources`, its wait events' count, then each
+ * wait event's content's start and end, then the start and end of each kept attribute's KeyValue (-1 none),
+ * `SPAN_ATTRS` order; in `nums`, per span: its start and end times.
+ */
+export interface KeptSpans {
+  count: number;
+  bytes: Uint8Array;
+  ints: Int32Array;
+  nums: Float64Array;
+  /** The spans' resources, cut (`waitResource`); spans of one resource share its entry. */
+  resources: Attributes[];
+  /** Spans in the message. */
+  spansIn: number;
+  /** Wait events of the kept spans. */
+  waitEvents: number;
+}
+
+/** Ints of `KeptSpans.ints` a span takes before its wait events. */
+const KEPT_HEAD = 8;
+
+/**
+ * `cutOtlpTracesProto`, up to the records: the kept spans of the message as `KeptSpans`, the builder's counts
+ * and memory updated as `cutOtlpTracesProto` updates them. `keptRecords` makes them the records it would have
+ * made.
+ * @throws DecodeError (`bad-input`) as `cutOtlpTracesProto` throws it for the same bytes
+ */
+export function cutOtlpTracesProtoKept(bytes: Uint8Array, source: string, builder: WaitRecordBuilder): KeptSpans {
+  const s = scan;
+  scanAndSelect(s, bytes, source, builder);
+  const n = s.n;
+  let count = 0;
+  let size = 0;
+  let intCount = 0;
+  let waitEvents = 0;
+  for (let i = 0; i < n; i++) {
+    if (s.keep[i] === 0) continue;
+    count++;
+    size += s.end[i] - s.at[i];
+    intCount += KEPT_HEAD + 2 * s.waitCount[i] + 2 * SLOTS;
+    waitEvents += s.waitCount[i];
+  }
+  const out = new Uint8Array(size);
+  const ints = new Int32Array(intCount);
+  const nums = new Float64Array(2 * count);
+  const resources: Attributes[] = [];
+  const byKey = new Map<string, Attributes>();
+  const index = new Map<Attributes, number>();
+  let lastResource: Attributes | undefined;
+  let lastIndex = -1;
+  let o = 0;
+  let k = 0;
+  let m = 0;
+  const rebase = (p: number, delta: number) => (p < 0 ? -1 : p + delta);
+  for (let i = 0; i < n; i++) {
+    if (s.keep[i] === 0) continue;
+    const at = s.at[i];
+    const end = s.end[i];
+    const delta = o - at;
+    out.set(bytes.subarray(at, end), o);
+    o += end - at;
+    const res = s.resource[i];
+    if (res !== lastResource) {
+      lastResource = res;
+      const cut = cutResource(byKey, res);
+      let ri = index.get(cut);
+      if (ri === undefined) {
+        ri = resources.length;
+        resources.push(cut);
+        index.set(cut, ri);
+      }
+      lastIndex = ri;
+    }
+    ints[k++] = s.tid[i] + delta;
+    ints[k++] = s.sid[i] + delta;
+    ints[k++] = rebase(s.pid[i], delta);
+    ints[k++] = rebase(s.name[i], delta);
+    ints[k++] = end + delta;
+    ints[k++] = s.kind[i];
+    ints[k++] = lastIndex;
+    const w0 = s.waitFirst[i];
+    const wn = s.waitCount[i];
+    ints[k++] = wn;
+    for (let w = w0; w < w0 + wn; w++) {
+      ints[k++] = s.waitAt[w] + delta;
+      ints[k++] = s.waitEnd[w] + delta;
+    }
+    const a0 = i * SLOTS;
+    for (let a = 0; a < SLOTS; a++) {
+      ints[k++] = rebase(s.kvAt[a0 + a], delta);
+      ints[k++] = rebase(s.kvEnd[a0 + a], delta);
+    }
+    nums[m++] = s.start[i];
+    nums[m++] = s.stop[i];
+    // As `cutOtlpTracesProto` tells the builder of the kept spans it remembers.
+    const key = spanIdKey(bytes, s.sid[i]);
+    const ended = s.stop[i] !== 0;
+    if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceIdHex(bytes, s.tid[i]), spanIdHex(bytes, s.sid[i]), ended);
+  }
+  const c = builder.counts;
+  c.spansKept += count;
   c.eventsKept += waitEvents;
-  return { spans, spansIn: n, waitEvents };
+  return { count, bytes: out, ints, nums, resources, spansIn: n, waitEvents };
+}
+
+/** The kept spans' scan, on the thread that makes them records, reused. */
+const keptScan = new Scan();
+
+/**
+ * The records of `KeptSpans`: those `cutOtlpTracesProto` would have made of their message, in the same order
+ * and shapes, spans of one resource sharing its object.
+ */
+export function keptRecords(kept: KeptSpans, source: string): SpanRecord[] {
+  const s = keptScan;
+  s.reset();
+  const ints = kept.ints;
+  const nums = kept.nums;
+  let k = 0;
+  for (let j = 0; j < kept.count; j++) {
+    s.room();
+    const i = s.add();
+    s.tid[i] = ints[k++];
+    s.sid[i] = ints[k++];
+    s.pid[i] = ints[k++];
+    s.name[i] = ints[k++];
+    s.end[i] = ints[k++];
+    s.kind[i] = ints[k++];
+    s.resource[i] = kept.resources[ints[k++]];
+    const wn = ints[k++];
+    s.waitFirst[i] = s.waitN;
+    s.waitCount[i] = wn;
+    for (let w = 0; w < wn; w++) s.addWait(ints[k++], ints[k++]);
+    const a0 = i * SLOTS;
+    for (let a = 0; a < SLOTS; a++) {
+      s.kvAt[a0 + a] = ints[k++];
+      s.kvEnd[a0 + a] = ints[k++];
+    }
+    s.start[i] = nums[2 * j];
+    s.stop[i] = nums[2 * j + 1];
+    s.keep[i] = 1;
+  }
+  if (k !== ints.length || 2 * kept.count !== nums.length) throw new Error('kept spans: their fields do not end where they do');
+  const spans: SpanRecord[] = [];
+  materialize(s, new ProtoReader(kept.bytes, source, 0), spans, (res) => res);
+  // Let go of the resources.
+  s.reset();
+  return spans;
 }
 
 /** What `WholeInputCut` read and kept. */
@@ -752,7 +920,7 @@ export class WholeInputCut {
           if (WAIT_EVENTS.has(e.name)) logEvents.push(makeLogEvent(e.traceId, e.spanId, e.name, e.timeUnixNano, eventAttrs(e.attributes) ?? NO_ATTRS, cutResource(resources, e.resource)));
         }
       } else {
-        materialize(x.scan, x.reader, spans, resources);
+        materialize(x.scan, x.reader, spans, (res) => cutResource(resources, res));
       }
       this.counts.spansKept += spans.length;
       yield { spans, logEvents };
