@@ -1,9 +1,9 @@
 /**
  * The Kafka thread's side of `KafkaThreadInput` (kafka-thread.ts): a `KafkaSource` that decodes and cuts
  * each message (`WaitInputCutter.cutKept`: OTLP protobuf traces up to their kept spans' records) and sends
- * each fetched batch, as one cut frame, to the event loop that runs detection. It reads on while the event loop takes the batch in (at most `MAX_IN_FLIGHT` batches
- * ahead), and before each commit asks the event loop to settle: offsets are still committed only once their
- * events are in the graph and their alerts out. The messages between the two are `ToThread` and
+ * each fetched batch, as one cut frame, to the event loop that runs detection. It reads on while the event
+ * loop takes the batch in (at most `MAX_IN_FLIGHT` batches ahead), and before each commit asks the event
+ * loop to settle: offsets are still committed only once their events are in the graph and their alerts out. The messages between the two are `ToThread` and
  * `FromThread` (kafka-thread.ts). Started by thread-entry.mjs. A thread runs one source at a time, and may
  * run another after it (each with a cut of its own): its code stays warm.
  */

@@ -468,10 +468,9 @@ function scanInto(s: Scan, bytes: Uint8Array, ctx: DecodeContext, origin: number
 
 /**
  * Pass 3: the kept spans of `s` made into records, with the resources wait records carry (one object for
- * alike ones, the spans of a message mostly sharing the last one). `onKept` hears of each kept span before
- * its record is made.
+ * alike ones, the spans of a message mostly sharing the last one).
  */
-function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resourceOf: (res: Attributes) => Attributes, onKept?: (i: number, traceId: string, spanId: string, ended: boolean) => void): number {
+function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resourceOf: (res: Attributes) => Attributes): number {
   const b = r.bytes;
   const n = s.n;
   let lastResource: Attributes | undefined;
@@ -488,7 +487,6 @@ function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resourceOf: (
     const spanId = spanIdHex(b, s.sid[i]);
     const parentSpanId = s.pid[i] >= 0 ? spanIdHex(b, s.pid[i]) : undefined;
     const stop = s.stop[i];
-    if (onKept !== undefined) onKept(i, traceId, spanId, stop !== 0);
     const events: SpanEventRecord[] = [];
     const w0 = s.waitFirst[i];
     const wn = w0 + s.waitCount[i];
@@ -534,18 +532,22 @@ function materialize(s: Scan, r: ProtoReader, spans: SpanRecord[], resourceOf: (
 export function cutOtlpTracesProto(bytes: Uint8Array, source: string, builder: WaitRecordBuilder): CutSpans {
   const s = scan;
   const r = scanAndSelect(s, bytes, source, builder);
-  const b = bytes;
+  for (let i = 0; i < s.n; i++) if (s.keep[i] !== 0) tellPassed(builder, s, bytes, i);
   const spans: SpanRecord[] = [];
   const resources = new Map<string, Attributes>();
-  const waitEvents = materialize(s, r, spans, (res) => cutResource(resources, res), (i, traceId, spanId, ended) => {
-    // Most kept spans are in neither memory: a numeric test first, before the ids are looked up.
-    const key = spanIdKey(b, s.sid[i]);
-    if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceId, spanId, ended);
-  });
+  const waitEvents = materialize(s, r, spans, (res) => cutResource(resources, res));
   const c = builder.counts;
   c.spansKept += spans.length;
   c.eventsKept += waitEvents;
   return { spans, spansIn: s.n, waitEvents };
+}
+
+/** Tells the builder of kept span `i` where its memory of open spans or wanted ancestors may hold it. */
+function tellPassed(builder: WaitRecordBuilder, s: Scan, bytes: Uint8Array, i: number): void {
+  // Most kept spans are in neither memory: a numeric test first, before the ids are looked up.
+  const key = spanIdKey(bytes, s.sid[i]);
+  const ended = s.stop[i] !== 0;
+  if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceIdHex(bytes, s.tid[i]), spanIdHex(bytes, s.sid[i]), ended);
 }
 
 /** Passes 1 and 2 of `cutOtlpTracesProto` into `s`, with the builder's counts of what came in and its memory of open spans. */
@@ -665,10 +667,7 @@ export function cutOtlpTracesProtoKept(bytes: Uint8Array, source: string, builde
     }
     nums[m++] = s.start[i];
     nums[m++] = s.stop[i];
-    // As `cutOtlpTracesProto` tells the builder of the kept spans it remembers.
-    const key = spanIdKey(bytes, s.sid[i]);
-    const ended = s.stop[i] !== 0;
-    if (builder.wanted.mayHave(key) || (ended && builder.open.mayHave(key))) builder.passed(traceIdHex(bytes, s.tid[i]), spanIdHex(bytes, s.sid[i]), ended);
+    tellPassed(builder, s, bytes, i);
   }
   const c = builder.counts;
   c.spansKept += count;
